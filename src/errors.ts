@@ -1,0 +1,68 @@
+/**
+ * The one registry of protokv errors. Every error a client can see has a stable code, an
+ * HTTP-style status (SPEC 1.4) and a message; `errorResponse` is the single place an error
+ * becomes a `CommandResponse`.
+ */
+import type { CommandResponse } from './protocol/generated/abi.js';
+
+/** Every error code protokv uses, with its status and what it means. */
+export const ERROR_CODES = {
+  INVALID_COMMAND: { status: 400, description: 'the request is not a valid command' },
+  MALFORMED_FRAME: { status: 400, description: 'the payload is not valid protobuf or not valid gzip' },
+  SUBSCRIPTION_PROTOCOL: { status: 400, description: 'a request was sent on a subscription stream' },
+  TOO_MANY_KEYS: { status: 400, description: 'a multi-key command names more keys than allowed' },
+  NOT_FOUND: { status: 404, description: 'the key or subscription does not exist' },
+  FRAME_TOO_LARGE: { status: 413, description: 'a frame (or its inflated payload) exceeds the maximum size' },
+  STORAGE: { status: 500, description: 'the store failed to read or write' },
+  INTERNAL: { status: 500, description: 'an unexpected failure inside the server' },
+  SHUTTING_DOWN: { status: 503, description: 'the server is shutting down' },
+  LIMIT_REACHED: { status: 503, description: 'a configured server limit was reached' },
+} as const satisfies Record<string, { status: number; description: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error with a stable code and the status a client receives for it. */
+export class KvError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KvError';
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+  }
+}
+
+/** Constructors for each error, so messages have one wording everywhere. */
+export const errors = {
+  invalidCommand: (detail: string) => new KvError('INVALID_COMMAND', `Invalid command: ${detail}`),
+  malformedFrame: (detail: string, cause?: unknown) =>
+    new KvError('MALFORMED_FRAME', `Invalid command: ${detail}`, { cause }),
+  subscriptionProtocol: () =>
+    new KvError('SUBSCRIPTION_PROTOCOL', 'Invalid command: nothing may be sent on a subscription stream; the subscription has ended'),
+  tooManyKeys: (count: number, max: number) =>
+    new KvError('TOO_MANY_KEYS', `Invalid command: ${count} keys exceed the maximum of ${max} per command`),
+  notFound: (table: string, key: string) => new KvError('NOT_FOUND', `Not found: table ${table}, key ${key}`),
+  subscriptionNotFound: (topic: string, id: number) =>
+    new KvError('NOT_FOUND', `Not found: subscription ${id} on topic ${topic}`),
+  frameTooLarge: (size: number, max: number) =>
+    new KvError('FRAME_TOO_LARGE', `Frame too large: ${size} bytes exceeds the maximum of ${max} bytes`),
+  storage: (detail: string, cause?: unknown) => new KvError('STORAGE', `Storage error: ${detail}`, { cause }),
+  internal: (detail: string, cause?: unknown) => new KvError('INTERNAL', `Internal error: ${detail}`, { cause }),
+  shuttingDown: () => new KvError('SHUTTING_DOWN', 'Service unavailable: the server is shutting down'),
+  limitReached: (detail: string) => new KvError('LIMIT_REACHED', `Service unavailable: ${detail}`),
+};
+
+/** Normalizes anything thrown into a `KvError`, never leaking a stack trace to clients. */
+export function toKvError(err: unknown): KvError {
+  if (err instanceof KvError) return err;
+  const detail = err instanceof Error ? err.message : String(err);
+  return errors.internal(detail, err);
+}
+
+/** The response a client receives for an error: status and message, no values, no pairs. */
+export function errorResponse(err: unknown): CommandResponse {
+  const e = toKvError(err);
+  return { status: e.status, message: e.message, values: [], pairs: [] };
+}
