@@ -1,0 +1,115 @@
+/**
+ * The command table: one handler per command of SPEC 1.5, each turning a sub-message into a
+ * response through the store. Handlers answer synchronously when the store does, and return a
+ * promise only when the store does.
+ */
+import type { CommandRequest, CommandResponse, Kvpair, Value } from '../protocol/generated/abi.js';
+import { ok, okPairs, okValues, type CommandArgs, type CommandName } from '../protocol/requests.js';
+import { EMPTY_VALUE } from '../protocol/values.js';
+import { errors } from '../errors.js';
+import { isPromise, type Entry, type MaybePromise, type Store } from '../storage/store.js';
+import type { PubSub, SubscriberContext } from './pubsub.js';
+
+/** What a handler can reach: the store, pub/sub, the requesting stream and the limits. */
+export interface CommandContext {
+  readonly store: Store;
+  readonly pubsub: PubSub;
+  readonly maxKeysPerCommand: number;
+  /** The stream the request arrived on; only SUBSCRIBE uses it. */
+  readonly stream: SubscriberContext | undefined;
+}
+
+type Handler<C extends CommandName> = (args: CommandArgs<C>, ctx: CommandContext) => MaybePromise<CommandResponse>;
+
+/** Applies `fn` now if `v` is a value, or when it resolves if it is a promise. */
+function map<T, R>(v: MaybePromise<T>, fn: (t: T) => R): MaybePromise<R> {
+  return isPromise(v) ? v.then(fn) : fn(v);
+}
+
+const orEmpty = (v: Value | undefined): Value => v ?? EMPTY_VALUE;
+const valuesOrEmpty = (vs: (Value | undefined)[]): CommandResponse => okValues(vs.map(orEmpty));
+const one = (v: Value | undefined): CommandResponse => okValues([orEmpty(v)]);
+const bool = (b: boolean): Value => ({ value: { $case: 'bool', value: b } });
+
+function checkKeyCount(count: number, ctx: CommandContext): void {
+  if (count > ctx.maxKeysPerCommand) throw errors.tooManyKeys(count, ctx.maxKeysPerCommand);
+}
+
+/** Runs `read` for every key, staying synchronous unless the store is not. */
+function eachKey<T>(keys: readonly string[], read: (key: string) => MaybePromise<T>): MaybePromise<T[]> {
+  const out = new Array<T>(keys.length);
+  let pending: Promise<unknown>[] | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const r = read(keys[i]);
+    if (isPromise(r)) (pending ??= []).push(r.then((v) => (out[i] = v)));
+    else out[i] = r;
+  }
+  return pending ? Promise.all(pending).then(() => out) : out;
+}
+
+function toEntry(pair: Kvpair): Entry {
+  return { key: pair.key, value: pair.value ?? EMPTY_VALUE };
+}
+
+function toKvpair(entry: Entry): Kvpair {
+  return { key: entry.key, value: entry.value };
+}
+
+const handlers: { [C in CommandName]: Handler<C> } = {
+  hget: ({ table, key }, { store }) =>
+    map(store.get(table, key), (v) => {
+      if (v === undefined) throw errors.notFound(table, key);
+      return okValues([v]);
+    }),
+  hgetall: ({ table }, { store }) => map(store.getAll(table), (entries) => okPairs(entries.map(toKvpair))),
+  hmget: ({ table, keys }, ctx) => {
+    checkKeyCount(keys.length, ctx);
+    return map(
+      eachKey(keys, (k) => ctx.store.get(table, k)),
+      valuesOrEmpty,
+    );
+  },
+  hset: ({ table, pair }, { store }) => {
+    if (pair === undefined) throw errors.invalidCommand('HSET needs a pair');
+    return map(store.set(table, pair.key, pair.value ?? EMPTY_VALUE), one);
+  },
+  hmset: ({ table, pairs }, ctx) => {
+    checkKeyCount(pairs.length, ctx);
+    return map(ctx.store.setMany(table, pairs.map(toEntry)), valuesOrEmpty);
+  },
+  hdel: ({ table, key }, { store }) => map(store.del(table, key), one),
+  hmdel: ({ table, keys }, ctx) => {
+    checkKeyCount(keys.length, ctx);
+    return map(ctx.store.delMany(table, keys), valuesOrEmpty);
+  },
+  hexist: ({ table, key }, { store }) => map(store.contains(table, key), (b) => okValues([bool(b)])),
+  hmexist: ({ table, keys }, ctx) => {
+    checkKeyCount(keys.length, ctx);
+    return map(
+      eachKey(keys, (k) => ctx.store.contains(table, k)),
+      (bs) => okValues(bs.map(bool)),
+    );
+  },
+  subscribe: ({ topic }, { pubsub, stream }) => {
+    if (stream === undefined) throw errors.invalidCommand('SUBSCRIBE needs a stream to deliver messages on');
+    const id = pubsub.subscribe(topic, stream);
+    return okValues([{ value: { $case: 'integer', value: BigInt(id) } }]);
+  },
+  unsubscribe: ({ topic, id }, { pubsub }) => {
+    if (!pubsub.unsubscribe(topic, id)) throw errors.subscriptionNotFound(topic, id);
+    return ok();
+  },
+  publish: ({ topic, data }, { pubsub }) => {
+    pubsub.publish(topic, data);
+    return ok();
+  },
+};
+
+/** Runs one request against the store. Throws (or rejects) with a `KvError` for a bad request. */
+export function dispatch(request: CommandRequest, ctx: CommandContext): MaybePromise<CommandResponse> {
+  const data = request.requestData;
+  if (data === undefined) throw errors.invalidCommand('the request has no command');
+  const handler = handlers[data.$case] as Handler<CommandName> | undefined;
+  if (handler === undefined) throw errors.invalidCommand(`unknown command ${String(data.$case)}`);
+  return handler(data.value, ctx);
+}

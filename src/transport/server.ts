@@ -1,0 +1,143 @@
+/**
+ * The network listener: plain TCP or TLS (optionally mutual TLS), each connection served as one
+ * protokv stream (or, with yamux, as a session of many). It owns connection-level concerns —
+ * the connection limit, idle timeout, graceful shutdown — and nothing about commands.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { encodeFrame } from '../codec/frame.js';
+import { encodeResponse } from '../protocol/wire.js';
+import { errorResponse, errors } from '../errors.js';
+import type { Service } from '../service/service.js';
+import { serveStream, type ServedStream, type StreamLimits } from './stream-server.js';
+
+export interface TlsMaterial {
+  /** Server certificate chain (PEM). */
+  cert: string | Buffer;
+  /** Server private key (PEM). */
+  key: string | Buffer;
+  /** When set, clients must present a certificate signed by this CA (mutual TLS). */
+  clientCa?: string | Buffer;
+}
+
+export interface ServerOptions extends StreamLimits {
+  service: Service;
+  /** Default `127.0.0.1`. */
+  host?: string;
+  /** Default 9527; 0 lets the OS pick. */
+  port?: number;
+  tls?: TlsMaterial;
+  /** Most simultaneous connections; over it a client gets a 503 and is closed. Default 10,000. */
+  maxConnections?: number;
+  /** Close connections idle this long (ms); 0 disables. Default 0. */
+  idleTimeoutMs?: number;
+}
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 9527;
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+
+export class ProtokvServer {
+  readonly #server: net.Server;
+  readonly #service: Service;
+  readonly #options: ServerOptions;
+  readonly #connections = new Set<Duplex>();
+  readonly #streams = new Set<ServedStream>();
+  #closing: Promise<void> | undefined;
+
+  private constructor(options: ServerOptions) {
+    this.#options = options;
+    this.#service = options.service;
+    const onConnection = (socket: Duplex): void => this.#accept(socket);
+    if (options.tls) {
+      const { cert, key, clientCa } = options.tls;
+      const server = tls.createServer({
+        cert,
+        key,
+        minVersion: 'TLSv1.2',
+        allowHalfOpen: true,
+        ...(clientCa === undefined ? {} : { ca: clientCa, requestCert: true, rejectUnauthorized: true }),
+      });
+      server.on('secureConnection', onConnection);
+      server.on('tlsClientError', (err, socket) => {
+        this.#service.logger.info({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake refused');
+      });
+      this.#server = server;
+    } else {
+      this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+    }
+  }
+
+  /** Starts listening; resolves once the port is bound. */
+  static async listen(options: ServerOptions): Promise<ProtokvServer> {
+    const server = new ProtokvServer(options);
+    await new Promise<void>((resolve, reject) => {
+      server.#server.once('error', reject);
+      server.#server.listen(options.port ?? DEFAULT_PORT, options.host ?? DEFAULT_HOST, () => {
+        server.#server.off('error', reject);
+        resolve();
+      });
+    });
+    return server;
+  }
+
+  /** The bound address (useful with port 0). */
+  address(): { host: string; port: number } {
+    const a = this.#server.address() as net.AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  /** Open connections right now. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, let every stream answer what it already received, end
+   * subscriptions, then close the service (and its store).
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      await Promise.all(Array.from(this.#streams, (s) => s.drain()));
+      await stopped;
+      await this.#service.close();
+    })();
+    return this.#closing;
+  }
+
+  #accept(socket: Duplex): void {
+    const options = this.#options;
+    const logger = this.#service.logger;
+    if (socket instanceof net.Socket) socket.setNoDelay(true);
+    if (this.#closing !== undefined) {
+      refuse(socket, errors.shuttingDown());
+      return;
+    }
+    const max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    if (this.#connections.size >= max) {
+      logger.warn({ maxConnections: max }, 'connection limit reached; refusing a connection');
+      refuse(socket, errors.limitReached(`too many connections (maximum ${max})`));
+      return;
+    }
+    this.#connections.add(socket);
+    socket.once('close', () => this.#connections.delete(socket));
+    if (options.idleTimeoutMs && socket instanceof net.Socket) {
+      socket.setTimeout(options.idleTimeoutMs, () => {
+        logger.info({ idleTimeoutMs: options.idleTimeoutMs }, 'idle timeout; closing the connection');
+        socket.destroy();
+      });
+    }
+    const served = serveStream(socket, this.#service, options);
+    this.#streams.add(served);
+    void served.closed.then(() => this.#streams.delete(served));
+  }
+}
+
+/** Answers a connection we will not serve with one error response, then closes it. */
+function refuse(socket: Duplex, err: unknown): void {
+  socket.on('error', () => {});
+  socket.end(encodeFrame(encodeResponse(errorResponse(err))));
+  setTimeout(() => socket.destroy(), 1000).unref();
+}

@@ -1,0 +1,274 @@
+/**
+ * The server side of one protokv stream: any Node `Duplex` carrying frames (a TCP socket, a TLS
+ * socket, a yamux stream). TCP, TLS and yamux listeners are thin adapters that hand each stream
+ * to `serveStream`.
+ *
+ * Requests are answered in the order they arrive, pipelined: each decoded request runs at once,
+ * and its response takes its place in an ordered queue, so a slow asynchronous write never lets
+ * a later read overtake it. Responses produced while handling one chunk of input are written
+ * together (one syscall). Reading pauses while too many responses wait to be written, so a client
+ * that sends without reading cannot grow the server's memory.
+ */
+import type { Duplex } from 'node:stream';
+import type { CommandResponse } from '../protocol/generated/abi.js';
+import { FrameDecoder, DEFAULT_MAX_FRAME_SIZE, encodeFrame } from '../codec/frame.js';
+import { decodeRequest, encodeResponse } from '../protocol/wire.js';
+import { errors, KvError } from '../errors.js';
+import { isPromise } from '../storage/store.js';
+import type { Service } from '../service/service.js';
+import type { CommandContext } from '../service/commands.js';
+import type { PublishedMessage, SubscriberContext, SubscriptionSink } from '../service/pubsub.js';
+
+export interface StreamLimits {
+  /** Largest frame, and largest inflated payload, accepted. Default 64 MiB. */
+  maxFrameSize?: number;
+  /** Responses waiting to be written before reading pauses. Default 1024. */
+  maxPendingResponses?: number;
+  /** Messages a subscriber may have unwritten before it is disconnected. Default 10,000. */
+  subscriberBacklogMessages?: number;
+  /** Bytes a subscriber may have unwritten before it is disconnected. Default 64 MiB. */
+  subscriberBacklogBytes?: number;
+}
+
+export const STREAM_DEFAULTS: Required<StreamLimits> = {
+  maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
+  maxPendingResponses: 1024,
+  subscriberBacklogMessages: 10_000,
+  subscriberBacklogBytes: 64 * 1024 * 1024,
+};
+
+/** A served stream, as its listener sees it. */
+export interface ServedStream {
+  /** Stops reading, answers what was already received, then ends the stream. */
+  drain(): Promise<void>;
+  /** Resolves when the stream has closed. */
+  readonly closed: Promise<void>;
+}
+
+/** A response slot in the ordered output queue. */
+interface Slot {
+  response: CommandResponse | undefined;
+  frame: Buffer | undefined;
+}
+
+export function serveStream(stream: Duplex, service: Service, limits: StreamLimits = {}): ServedStream {
+  return new StreamServer(stream, service, { ...STREAM_DEFAULTS, ...limits });
+}
+
+class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink {
+  readonly closed: Promise<void>;
+  readonly #stream: Duplex;
+  readonly #service: Service;
+  readonly #limits: Required<StreamLimits>;
+  readonly #decoder: FrameDecoder;
+  readonly #context: CommandContext;
+  /** Responses not yet written, in request order; only used while an earlier one is pending. */
+  readonly #queue: Slot[] = [];
+  /** Responses accepted but not yet fully written to the OS. */
+  #unwritten = 0;
+  #readingPaused = false;
+  #draining = false;
+  #isClosed = false;
+  #subscriptionCancel: (() => void) | undefined;
+  #afterWrite: ((err?: Error | null) => void) | undefined;
+
+  constructor(stream: Duplex, service: Service, limits: Required<StreamLimits>) {
+    this.#stream = stream;
+    this.#service = service;
+    this.#limits = limits;
+    this.#decoder = new FrameDecoder(limits.maxFrameSize);
+    this.#context = service.contextFor(this);
+    this.closed = new Promise((resolve) => stream.once('close', resolve));
+    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    stream.on('end', () => this.#onEnd());
+    stream.on('drain', () => this.#maybeResume());
+    stream.on('error', (err) => service.logger.debug({ err }, 'stream error'));
+    stream.once('close', () => this.#onClose());
+  }
+
+  drain(): Promise<void> {
+    this.#draining = true;
+    if (this.#subscriptionCancel !== undefined) this.end();
+    else {
+      this.#stream.pause();
+      this.#endIfIdle();
+    }
+    return this.closed;
+  }
+
+  // --- SubscriberContext / SubscriptionSink ---
+
+  becomeSubscriber(_id: number, cancel: () => void): SubscriptionSink {
+    this.#subscriptionCancel = cancel;
+    return this;
+  }
+
+  deliver(message: PublishedMessage): void {
+    if (this.#isClosed) return;
+    const limits = this.#limits;
+    if (this.#unwritten >= limits.subscriberBacklogMessages || this.#stream.writableLength >= limits.subscriberBacklogBytes) {
+      this.#service.logger.warn(
+        { unwrittenMessages: this.#unwritten, unwrittenBytes: this.#stream.writableLength },
+        'subscriber backlog limit reached; disconnecting the subscriber',
+      );
+      this.#cancelSubscription();
+      this.#stream.destroy();
+      return;
+    }
+    message.encoded ??= encodeFrame(encodeResponse(message.response));
+    this.#push(message.response, message.encoded);
+  }
+
+  end(): void {
+    this.#subscriptionCancel = undefined;
+    this.#draining = true;
+    this.#endIfIdle();
+  }
+
+  // --- input ---
+
+  #onData(chunk: Buffer): void {
+    const stream = this.#stream;
+    this.#decoder.push(chunk);
+    stream.cork();
+    try {
+      for (;;) {
+        let payload: Buffer | undefined;
+        try {
+          payload = this.#decoder.next();
+        } catch (err) {
+          this.#rejectFrame(err);
+          if (err instanceof KvError && err.code === 'FRAME_TOO_LARGE') break;
+          continue;
+        }
+        if (payload === undefined) break;
+        if (this.#draining) break;
+        if (this.#subscriptionCancel !== undefined) {
+          this.#push(this.#service.errorResponse(errors.subscriptionProtocol()));
+          this.#cancelSubscription();
+          this.end();
+          break;
+        }
+        this.#handle(payload);
+      }
+    } finally {
+      stream.uncork();
+    }
+    if (this.#unwritten >= this.#limits.maxPendingResponses || stream.writableNeedDrain) this.#pauseReading();
+  }
+
+  #handle(payload: Buffer): void {
+    let request;
+    try {
+      request = decodeRequest(payload);
+    } catch (err) {
+      this.#push(this.#service.errorResponse(err));
+      return;
+    }
+    const result = this.#service.execute(request, this.#context);
+    if (!isPromise(result)) {
+      this.#push(result);
+      return;
+    }
+    const slot: Slot = { response: undefined, frame: undefined };
+    this.#queue.push(slot);
+    this.#unwritten++;
+    void result.then((response) => {
+      slot.response = response;
+      this.#flushQueue();
+    });
+  }
+
+  #rejectFrame(err: unknown): void {
+    const response = this.#service.errorResponse(err);
+    this.#push(response);
+    if (err instanceof KvError && err.code === 'FRAME_TOO_LARGE') {
+      // Framing is lost: nothing after this frame can be read.
+      this.#service.logger.warn({ err: err.message }, 'frame too large; closing the stream');
+      this.#draining = true;
+      this.#stream.pause();
+      this.#endIfIdle();
+    }
+  }
+
+  #onEnd(): void {
+    // The client finished sending. A subscriber closing its side ends the subscription.
+    this.#cancelSubscription();
+    this.#draining = true;
+    this.#endIfIdle();
+  }
+
+  #onClose(): void {
+    this.#isClosed = true;
+    this.#cancelSubscription();
+    this.#queue.length = 0;
+  }
+
+  // --- output ---
+
+  /** Queues a response behind any pending one, or writes it now. */
+  #push(response: CommandResponse, frame?: Buffer): void {
+    if (this.#queue.length > 0) {
+      this.#queue.push({ response, frame });
+      this.#unwritten++;
+      return;
+    }
+    this.#unwritten++;
+    this.#write(response, frame);
+  }
+
+  #flushQueue(): void {
+    const queue = this.#queue;
+    if (queue.length === 0 || queue[0].response === undefined) return;
+    this.#stream.cork();
+    while (queue.length > 0 && queue[0].response !== undefined) {
+      const slot = queue.shift()!;
+      this.#write(slot.response!, slot.frame);
+    }
+    this.#stream.uncork();
+    this.#maybeResume();
+  }
+
+  #write(response: CommandResponse, frame?: Buffer): void {
+    if (this.#isClosed) return;
+    const bytes = frame ?? encodeFrame(encodeResponse(response));
+    if (this.#service.wantsSentNotice) {
+      this.#stream.write(bytes, (err) => {
+        this.#written();
+        if (err == null) this.#service.responseSent(response);
+      });
+    } else {
+      this.#stream.write(bytes, (this.#afterWrite ??= () => this.#written()));
+    }
+  }
+
+  #written(): void {
+    this.#unwritten--;
+    if (this.#unwritten === 0) this.#endIfIdle();
+    this.#maybeResume();
+  }
+
+  #pauseReading(): void {
+    if (this.#readingPaused || this.#draining) return;
+    this.#readingPaused = true;
+    this.#stream.pause();
+  }
+
+  #maybeResume(): void {
+    if (!this.#readingPaused || this.#draining) return;
+    if (this.#unwritten >= this.#limits.maxPendingResponses || this.#stream.writableNeedDrain) return;
+    this.#readingPaused = false;
+    this.#stream.resume();
+  }
+
+  #endIfIdle(): void {
+    if (!this.#draining || this.#isClosed || this.#unwritten > 0 || this.#subscriptionCancel !== undefined) return;
+    if (!this.#stream.writableEnded) this.#stream.end();
+  }
+
+  #cancelSubscription(): void {
+    const cancel = this.#subscriptionCancel;
+    this.#subscriptionCancel = undefined;
+    cancel?.();
+  }
+}
