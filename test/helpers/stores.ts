@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Store } from '../../src/storage/store.js';
 import { MemoryStore } from '../../src/storage/memory.js';
+import { LmdbStore } from '../../src/storage/lmdb.js';
 
 export interface StoreFixture {
   store: Store;
@@ -12,6 +13,17 @@ export interface StoreFixture {
 
 export const STORE_KINDS: Record<string, () => Promise<StoreFixture>> = {
   memory: () => Promise.resolve({ store: new MemoryStore(), cleanup: () => Promise.resolve() }),
+  lmdb: async () => {
+    const tmp = await tempDir('protokv-lmdb-');
+    const store = LmdbStore.open(tmp.dir);
+    return {
+      store,
+      cleanup: async () => {
+        await store.close();
+        await tmp.remove();
+      },
+    };
+  },
 };
 
 /** A fresh temp dir, removed by the returned function. */

@@ -1,0 +1,156 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { open } from 'lmdb';
+import { KvError } from '../src/errors.js';
+import { toValue as v } from '../src/protocol/values.js';
+import { storeConformance } from '../src/storage/conformance.js';
+import { LmdbStore, MAX_KEY_BYTES } from '../src/storage/lmdb.js';
+import { MemoryStore } from '../src/storage/memory.js';
+import type { Store } from '../src/storage/store.js';
+
+let root: string;
+let dirs = 0;
+/** A new directory path inside the test's temp root (not created). */
+const freshDir = () => join(root, `store-${++dirs}`);
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'protokv-storage-'));
+});
+
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const storageError = (pattern: RegExp) => (err: unknown) =>
+  err instanceof KvError && err.code === 'STORAGE' && pattern.test(err.message);
+
+storeConformance('memory', () => new MemoryStore());
+
+storeConformance('lmdb', () => LmdbStore.open(freshDir()), {
+  reopen: async (store: Store) => {
+    const { path } = store as LmdbStore;
+    await store.close();
+    return LmdbStore.open(path);
+  },
+});
+
+describe('lmdb store', () => {
+  test('opening a missing directory creates it, even with a dot in its name', async () => {
+    const dir = join(freshDir(), 'nested', 'data.v1');
+    const store = LmdbStore.open(dir);
+    await store.set('t', 'k', v(1n));
+    await store.close();
+    assert.ok((await stat(dir)).isDirectory());
+    assert.ok((await stat(join(dir, 'data.mdb'))).isFile());
+  });
+
+  test('a directory holding a file that is not LMDB is refused and left untouched', async () => {
+    const cases = {
+      garbage: Buffer.alloc(20_000, 'not a database '),
+      short: Buffer.from('tiny'),
+      'zero page': Buffer.alloc(8192),
+    };
+    for (const [name, content] of Object.entries(cases)) {
+      const dir = freshDir();
+      await mkdir(dir);
+      await writeFile(join(dir, 'data.mdb'), content);
+      assert.throws(() => LmdbStore.open(dir), storageError(/not an LMDB environment/), name);
+      assert.deepEqual(await readFile(join(dir, 'data.mdb')), content, name);
+    }
+  });
+
+  test('a truncated environment is refused', async () => {
+    const dir = freshDir();
+    const store = LmdbStore.open(dir);
+    await store.set('t', 'k', v('x'));
+    await store.close();
+    await truncate(join(dir, 'data.mdb'), 5000);
+    assert.throws(() => LmdbStore.open(dir), storageError(/truncated/));
+  });
+
+  test('a path that is a file is refused', async () => {
+    const file = join(root, `file-${++dirs}`);
+    await writeFile(file, 'x');
+    assert.throws(() => LmdbStore.open(file), storageError(/cannot use .* as the store directory/));
+  });
+
+  test('keys too long for LMDB are refused with the limit named; reads find them absent', async () => {
+    const store = LmdbStore.open(freshDir());
+    try {
+      const longest = 'k'.repeat(MAX_KEY_BYTES - 2); // table "t" and a separator take 2 bytes
+      await store.set('t', longest, v(1n));
+      assert.deepEqual(store.get('t', longest), v(1n));
+      const tooLong = `${longest}k`;
+      const refused = storageError(new RegExp(`key too long.*${MAX_KEY_BYTES} bytes`));
+      await assert.rejects(store.set('t', tooLong, v(1n)), refused);
+      await assert.rejects(store.setMany('t', [{ key: 'fine', value: v(1n) }, { key: tooLong, value: v(2n) }]), refused);
+      await assert.rejects(store.set('😀'.repeat(500), 'k', v(1n)), refused);
+      assert.equal(store.contains('t', 'fine'), false, 'a refused setMany writes nothing');
+      assert.equal(store.get('t', tooLong), undefined);
+      assert.equal(store.contains('t', tooLong), false);
+      assert.equal(await store.del('t', tooLong), undefined);
+      assert.deepEqual(await store.delMany('t', [tooLong, longest]), [undefined, v(1n)]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a setMany or delMany is seen whole or not at all', async () => {
+    const store = LmdbStore.open(freshDir());
+    try {
+      const keys = Array.from({ length: 200 }, (_, i) => `k${i}`);
+      for (let round = 0; round < 30; round++) {
+        const write =
+          round % 3 === 2
+            ? store.delMany('t', keys)
+            : store.setMany('t', keys.map((key) => ({ key, value: v(BigInt(round)) })));
+        let settled = false;
+        const settle = () => (settled = true);
+        write.then(settle, settle);
+        do {
+          const entries = store.getAll('t');
+          assert.ok(entries.length === 0 || entries.length === keys.length, `saw ${entries.length} keys`);
+          assert.ok(new Set(entries.map((e) => e.value.value?.value)).size <= 1, 'saw two rounds at once');
+          await nextTurn();
+        } while (!settled);
+        await write;
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a setMany failing part-way writes nothing', async () => {
+    const dir = freshDir();
+    const store = LmdbStore.open(dir);
+    await store.set('t', 'b', v('fine'));
+    await store.close();
+    // Corrupt the stored value of "b" behind the store's back (a length running past the end).
+    const db = open<Buffer, Buffer>(dir, { encoding: 'binary', keyEncoding: 'binary' });
+    await db.put(Buffer.from('t\0b'), Buffer.from([0x0a, 0x64]));
+    await db.close();
+
+    const reopened = LmdbStore.open(dir);
+    try {
+      const corrupt = storageError(/corrupt/);
+      await assert.rejects(
+        reopened.setMany('t', [
+          { key: 'a', value: v(1n) },
+          { key: 'b', value: v(2n) },
+        ]),
+        corrupt,
+      );
+      assert.equal(reopened.contains('t', 'a'), false);
+      assert.throws(() => reopened.get('t', 'b'), corrupt);
+      assert.throws(() => reopened.getAll('t'), corrupt);
+      // Writes return the previous value, so they refuse a corrupt one rather than invent one.
+      await assert.rejects(reopened.del('t', 'b'), corrupt);
+    } finally {
+      await reopened.close();
+    }
+  });
+});
