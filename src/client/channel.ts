@@ -32,7 +32,11 @@ export class Channel {
     this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('error', (err) => this.#fail(err));
-    stream.once('end', () => this.#fail(new ConnectionClosedError('the server closed the connection')));
+    stream.once('end', () => {
+      this.#fail(new ConnectionClosedError('the server closed the connection'));
+      // Finish our side too, so a half-closed stream (a yamux stream, say) is fully released.
+      if (!stream.writableEnded) stream.end();
+    });
     stream.once('close', () => this.#fail(new ConnectionClosedError('the connection is closed')));
   }
 

@@ -19,6 +19,7 @@ import { fromValue, pairsToMap, type KvValue } from '../protocol/values.js';
 import { Channel } from './channel.js';
 import { ProtokvError, ProtocolError } from './errors.js';
 import { Subscription } from './subscription.js';
+import { YamuxSession } from '../transport/yamux.js';
 
 export interface TlsClientOptions {
   /** CA certificate(s) to trust (PEM); defaults to the system's. */
@@ -42,15 +43,27 @@ export interface ConnectOptions {
   maxFrameSize?: number;
   /** Give up connecting after this long (ms). Default 10,000. */
   connectTimeoutMs?: number;
+  /**
+   * `yamux`: one connection carries every stream — commands on one, each subscription on its
+   * own — for servers started with `--mux yamux`. Default: a connection per stream.
+   */
+  mux?: 'none' | 'yamux';
 }
 
 /** Opens a connection to a protokv server. */
 export async function connect(options: ConnectOptions = {}): Promise<KvClient> {
-  const stream = await openStream(options);
-  return new KvClient(new Channel(stream, options.maxFrameSize), () => openStream(options), options);
+  const socket = await openSocket(options);
+  if (options.mux === 'yamux') {
+    const session = new YamuxSession(socket, 'client');
+    session.on('error', () => {});
+    return new KvClient(new Channel(session.open(), options.maxFrameSize), () => Promise.resolve(session.open()), options, () =>
+      session.close(),
+    );
+  }
+  return new KvClient(new Channel(socket, options.maxFrameSize), () => openSocket(options), options);
 }
 
-async function openStream(options: ConnectOptions): Promise<Duplex> {
+async function openSocket(options: ConnectOptions): Promise<Duplex> {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 9527;
   const timeout = options.connectTimeoutMs ?? 10_000;
@@ -104,12 +117,14 @@ export class KvClient {
   readonly #openStream: () => Promise<Duplex>;
   readonly #options: ConnectOptions;
   readonly #subscriptions = new Set<Subscription>();
+  readonly #closeTransport: (() => Promise<void>) | undefined;
 
   /** @internal Use `connect()`. */
-  constructor(channel: Channel, openStream: () => Promise<Duplex>, options: ConnectOptions) {
+  constructor(channel: Channel, openStream: () => Promise<Duplex>, options: ConnectOptions, closeTransport?: () => Promise<void>) {
     this.#channel = channel;
     this.#openStream = openStream;
     this.#options = options;
+    this.#closeTransport = closeTransport;
   }
 
   /** Resolves when the connection has closed. */
@@ -205,6 +220,7 @@ export class KvClient {
     await Promise.all(Array.from(this.#subscriptions, (s) => s.unsubscribe().catch(() => {})));
     this.#channel.end();
     await this.#channel.closed;
+    await this.#closeTransport?.();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -11,6 +11,7 @@ import { encodeResponse } from '../protocol/wire.js';
 import { errorResponse, errors } from '../errors.js';
 import type { Service } from '../service/service.js';
 import { serveStream, type ServedStream, type StreamLimits } from './stream-server.js';
+import { YamuxSession } from './yamux.js';
 
 export interface TlsMaterial {
   /** Server certificate chain (PEM). */
@@ -32,11 +33,18 @@ export interface ServerOptions extends StreamLimits {
   maxConnections?: number;
   /** Close connections idle this long (ms); 0 disables. Default 0. */
   idleTimeoutMs?: number;
+  /** Graceful shutdown waits this long (ms) for streams to finish before closing them hard. Default 10,000. */
+  shutdownTimeoutMs?: number;
+  /** `yamux`: every connection is a yamux session whose streams are each a protokv stream. Default `none`. */
+  mux?: 'none' | 'yamux';
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 9527;
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+/** A TLS handshake not finished by then is dropped (a peer that hangs up mid-handshake is not always noticed). */
+const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export class ProtokvServer {
   readonly #server: net.Server;
@@ -44,6 +52,9 @@ export class ProtokvServer {
   readonly #options: ServerOptions;
   readonly #connections = new Set<Duplex>();
   readonly #streams = new Set<ServedStream>();
+  readonly #sessions = new Set<YamuxSession>();
+  /** Every accepted TCP socket, including TLS ones still handshaking, so shutdown can end them all. */
+  readonly #sockets = new Set<net.Socket>();
   #closing: Promise<void> | undefined;
 
   private constructor(options: ServerOptions) {
@@ -57,16 +68,23 @@ export class ProtokvServer {
         key,
         minVersion: 'TLSv1.2',
         allowHalfOpen: true,
+        handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
         ...(clientCa === undefined ? {} : { ca: clientCa, requestCert: true, rejectUnauthorized: true }),
       });
       server.on('secureConnection', onConnection);
       server.on('tlsClientError', (err, socket) => {
         this.#service.logger.info({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake refused');
+        // With half-open sockets allowed, a peer that hung up mid-handshake would otherwise linger.
+        socket.destroy();
       });
       this.#server = server;
     } else {
       this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
     }
+    this.#server.on('connection', (socket: net.Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
   }
 
   /** Starts listening; resolves once the port is bound. */
@@ -100,7 +118,22 @@ export class ProtokvServer {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-      await Promise.all(Array.from(this.#streams, (s) => s.drain()));
+      // Multiplexed clients learn at once that no new stream will be accepted.
+      for (const session of this.#sessions) session.goAway();
+      const finished = (async () => {
+        await Promise.all(Array.from(this.#streams, (s) => s.drain()));
+        await Promise.all(Array.from(this.#sessions, (session) => session.close()));
+      })();
+      const timeoutMs = this.#options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)));
+      if (await Promise.race([finished.then(() => false), timedOut])) {
+        this.#service.logger.warn({ streams: this.#streams.size, timeoutMs }, 'shutdown timeout: closing streams that did not finish');
+        for (const session of this.#sessions) session.destroy();
+      }
+      clearTimeout(timer);
+      // What is left never became a stream (handshaking, or refused): nothing to finish.
+      for (const socket of this.#sockets) socket.destroy();
       await stopped;
       await this.#service.close();
     })();
@@ -129,7 +162,19 @@ export class ProtokvServer {
         socket.destroy();
       });
     }
-    const served = serveStream(socket, this.#service, options);
+    if (options.mux === 'yamux') {
+      const session = new YamuxSession(socket, 'server');
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+      session.on('error', (err) => logger.debug({ err }, 'yamux session error'));
+      session.on('stream', (stream) => this.#serve(stream));
+    } else {
+      this.#serve(socket);
+    }
+  }
+
+  #serve(stream: Duplex): void {
+    const served = serveStream(stream, this.#service, this.#options);
     this.#streams.add(served);
     void served.closed.then(() => this.#streams.delete(served));
   }

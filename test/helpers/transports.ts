@@ -1,6 +1,30 @@
-/** Every transport the end-to-end suite runs over. */
+/** Every transport the end-to-end suites run over: TCP and mutual TLS, each plain or multiplexed with yamux. */
+import { makeTlsFixture } from './certs.js';
 import { startServer, type Running } from './server.js';
+
+/** A server on a fresh mutual-TLS setup: certificates generated for this run only. */
+export async function startMtlsServer(
+  options: Parameters<typeof startServer>[0] = {},
+  clientOptions: Parameters<typeof startServer>[1] = {},
+): Promise<Running> {
+  const tls = await makeTlsFixture();
+  const { pems } = tls;
+  const running = await startServer(
+    { ...options, tls: { cert: pems.serverCert, key: pems.serverKey, clientCa: pems.caCert } },
+    { ...clientOptions, tls: { ca: pems.caCert, cert: pems.clientCert, key: pems.clientKey } },
+  );
+  return {
+    ...running,
+    close: async () => {
+      await running.close();
+      await tls.cleanup();
+    },
+  };
+}
 
 export const TRANSPORTS: Record<string, () => Promise<Running>> = {
   tcp: () => startServer(),
+  'mutual TLS': () => startMtlsServer(),
+  yamux: () => startServer({ mux: 'yamux' }, { mux: 'yamux' }),
+  'yamux over mutual TLS': () => startMtlsServer({ mux: 'yamux' }, { mux: 'yamux' }),
 };

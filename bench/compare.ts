@@ -1,0 +1,744 @@
+/**
+ * protokv next to Redis on this machine: the same workloads, interleaved in one run, against
+ * - protokv with the memory store and Redis without persistence, and
+ * - protokv with the persistent store and Redis with `appendfsync always` (every acknowledged
+ *   write is on disk in both);
+ * then memory per stored field after loading 1,000,000 fields into each, and the ceiling of the
+ * load generator itself (against a server that answers without doing anything).
+ *
+ * Everything listens on 127.0.0.1, on ports the OS picks. protokv is measured with
+ * `protokv bench --json`, Redis with `redis-benchmark` running the equivalent HSET/HGET commands
+ * (same key format, keyspace, value size, connections and pipeline depth).
+ *
+ * `node dist/bench/compare.js [--quick] [--repeat N] [--skip-memory] [--skip-durable]`; prints
+ * markdown on stdout and progress on stderr.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect } from '../src/client/client.js';
+import { requests } from '../src/protocol/requests.js';
+import type { BenchReport } from '../src/bench/report.js';
+import { benchValue, keyName } from '../src/bench/workload.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const HELP = `usage: node dist/bench/compare.js [--quick] [--repeat N] [--skip-memory] [--skip-durable]
+
+Runs protokv and Redis side by side on loopback and prints markdown tables.
+  --quick          fewer requests per cell and 200,000 fields for the memory test
+  --repeat N       run every cell N times (interleaved) and report the median run (default 1)
+  --skip-memory    skip the memory-per-field measurement
+  --skip-durable   skip the persistent-store / appendfsync-always comparison
+`;
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    'skip-memory': { type: 'boolean' },
+    'skip-durable': { type: 'boolean' },
+    repeat: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+  strict: true,
+});
+if (flags.help === true) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+const quick = flags.quick === true;
+const REPEAT = Number(flags.repeat ?? '1');
+if (!Number.isInteger(REPEAT) || REPEAT < 1 || REPEAT > 9) {
+  process.stderr.write(`invalid --repeat "${flags.repeat}": expected 1 to 9\n`);
+  process.exit(2);
+}
+
+const KEYSPACE = 10_000;
+const VALUE_SIZE = 32;
+const TABLE = 'bench';
+const MEMORY_FIELDS = quick ? 200_000 : 1_000_000;
+
+interface Cell {
+  command: 'hset' | 'hget';
+  connections: number;
+  pipeline: number;
+  requests: number;
+}
+
+const CELLS: Cell[] = [
+  { command: 'hset', connections: 50, pipeline: 1, requests: quick ? 40_000 : 200_000 },
+  { command: 'hset', connections: 50, pipeline: 16, requests: quick ? 100_000 : 500_000 },
+  { command: 'hget', connections: 50, pipeline: 1, requests: quick ? 40_000 : 200_000 },
+  { command: 'hget', connections: 50, pipeline: 16, requests: quick ? 100_000 : 500_000 },
+  { command: 'hget', connections: 1, pipeline: 1, requests: quick ? 10_000 : 50_000 },
+];
+
+const log = (text: string): void => void process.stderr.write(`${text}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(os.tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+function cleanup(): void {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+}
+process.once('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+
+/** A server process we started. */
+interface Server {
+  name: string;
+  pid: number;
+  host: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Waits for the JSON log line with `"msg":"listening"` and returns its `address`. */
+function waitForListening(child: ChildProcess, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    let stderr = '';
+    const timer = setTimeout(() => done(new Error(`no "listening" line within ${timeoutMs} ms`)), timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      buffered += chunk.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        try {
+          const entry = JSON.parse(line) as { msg?: unknown; address?: unknown };
+          if (entry.msg === 'listening' && typeof entry.address === 'string') return done(undefined, entry.address);
+        } catch {
+          // not a JSON log line
+        }
+      }
+    };
+    const onExit = (code: number | null): void => done(new Error(`exited with code ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.once('exit', onExit);
+    function done(err: Error | undefined, address?: string): void {
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.off('exit', onExit);
+      // Keep draining the pipes so a chatty server never blocks on a full pipe.
+      child.stdout!.resume();
+      child.stderr!.resume();
+      if (err) reject(err);
+      else resolve(address!);
+    }
+  });
+}
+
+function splitAddress(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
+}
+
+/** Whether `protokv serve` works in this build; decided on first use. */
+let serveCli: boolean | undefined;
+
+/** Starts protokv on a free loopback port: `protokv serve` if available, else `bench/server-child`. */
+async function startProtokv(store: 'memory' | 'persistent'): Promise<Server & { dataDir?: string }> {
+  const dataDir = store === 'persistent' ? tempDir('protokv-compare-') : undefined;
+  const storeArgs = dataDir === undefined ? ['--memory'] : ['--data-dir', dataDir];
+  const attempts: [string, string[]][] = [];
+  if (serveCli !== false) {
+    attempts.push(['protokv serve', [join(ROOT, 'bin/protokv.js'), 'serve', ...storeArgs, '--listen', '127.0.0.1:0', '--log-level', 'info']]);
+  }
+  attempts.push(['bench/server-child', [join(ROOT, 'dist/bench/server-child.js'), ...storeArgs]]);
+  let lastError: unknown;
+  for (const [how, args] of attempts) {
+    const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } }));
+    try {
+      const address = await waitForListening(child, 15_000);
+      if (how === 'protokv serve') serveCli = true;
+      const { host, port } = splitAddress(address);
+      return { name: `protokv (${store}, via ${how})`, pid: child.pid!, host, port, dataDir, stop: () => stopChild(child) };
+    } catch (err) {
+      lastError = err;
+      await stopChild(child);
+      if (how === 'protokv serve') {
+        serveCli = false;
+        log(`protokv serve is not usable (${(err as Error).message}); starting the server from bench/server-child instead`);
+      }
+    }
+  }
+  throw new Error(`cannot start protokv: ${(lastError as Error).message}`);
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function haveRedis(): boolean {
+  return spawnSync('redis-server', ['--version']).status === 0 && spawnSync('redis-benchmark', ['--version']).status === 0;
+}
+
+/** Starts redis-server without persistence, or with every write fsynced before it is acknowledged. */
+async function startRedis(durable: boolean): Promise<Server> {
+  const dir = tempDir('protokv-compare-redis-');
+  // The port is free a moment ago; should another process take it meanwhile, retry with another.
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const persistence = durable ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+    const child = track(
+      spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--daemonize', 'no'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      }),
+    );
+    child.stderr!.resume();
+    try {
+      for (let i = 0; ; i++) {
+        if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
+        try {
+          const [pong] = await redisCall(port, [['PING']]);
+          if (pong === 'PONG') break;
+        } catch (err) {
+          if (i > 100) throw err;
+          await sleep(50);
+        }
+      }
+      return {
+        name: durable ? 'redis (appendfsync always)' : 'redis (no persistence)',
+        pid: child.pid!,
+        host: '127.0.0.1',
+        port,
+        stop: () => stopChild(child),
+      };
+    } catch (err) {
+      await stopChild(child);
+      if (attempt >= 2) throw err;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal RESP client, enough to load data and read INFO
+
+type Reply = string | number | null | Error;
+
+function parseReply(buf: Buffer, pos: number): [Reply, number] | undefined {
+  const nl = buf.indexOf('\r\n', pos);
+  if (nl < 0) return undefined;
+  const type = String.fromCharCode(buf[pos]);
+  const line = buf.toString('utf8', pos + 1, nl);
+  switch (type) {
+    case '+':
+      return [line, nl + 2];
+    case '-':
+      return [new Error(line), nl + 2];
+    case ':':
+      return [Number(line), nl + 2];
+    case '$': {
+      const len = Number(line);
+      if (len < 0) return [null, nl + 2];
+      if (buf.length < nl + 2 + len + 2) return undefined;
+      return [buf.toString('utf8', nl + 2, nl + 2 + len), nl + 2 + len + 2];
+    }
+    default:
+      throw new Error(`unexpected RESP reply type ${JSON.stringify(type)}`);
+  }
+}
+
+function encodeCommand(args: string[]): string {
+  return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+}
+
+/** Sends `commands` pipelined on a new connection and returns their replies. */
+async function redisCall(port: number, commands: string[][]): Promise<Reply[]> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return await redisPipeline(socket, commands);
+  } finally {
+    socket.destroy();
+  }
+}
+
+function redisPipeline(socket: net.Socket, commands: string[][]): Promise<Reply[]> {
+  return new Promise((resolve, reject) => {
+    const replies: Reply[] = [];
+    let buf: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      let pos = 0;
+      for (;;) {
+        const r = parseReply(buf, pos);
+        if (r === undefined) break;
+        replies.push(r[0]);
+        pos = r[1];
+      }
+      buf = buf.subarray(pos);
+      if (replies.length === commands.length) finish(undefined);
+    };
+    const onError = (err: Error): void => finish(err);
+    socket.on('data', onData);
+    socket.once('error', onError);
+    socket.write(commands.map(encodeCommand).join(''));
+    function finish(err: Error | undefined): void {
+      socket.off('data', onData);
+      socket.off('error', onError);
+      if (err) reject(err);
+      else resolve(replies);
+    }
+  });
+}
+
+/** Loads `count` fields into hash `table`, 1000 per HSET, 50 HSETs per round trip. */
+async function redisLoad(port: number, table: string, count: number, key: (i: number) => string, value: string): Promise<void> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  try {
+    const perCommand = 1000;
+    const perTrip = 50;
+    for (let start = 0; start < count; start += perCommand * perTrip) {
+      const commands: string[][] = [];
+      for (let c = start; c < Math.min(count, start + perCommand * perTrip); c += perCommand) {
+        const args = ['HSET', table];
+        for (let i = c; i < Math.min(count, c + perCommand); i++) args.push(key(i), value);
+        commands.push(args);
+      }
+      for (const r of await redisPipeline(socket, commands)) if (r instanceof Error) throw r;
+    }
+  } finally {
+    socket.destroy();
+  }
+}
+
+async function redisInfo(port: number, section: string): Promise<Map<string, string>> {
+  const [reply] = await redisCall(port, [['INFO', section]]);
+  if (typeof reply !== 'string') throw new Error('INFO did not answer with text');
+  return new Map(
+    reply
+      .split('\r\n')
+      .filter((l) => l.includes(':'))
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the load generators
+
+interface Measurement {
+  opsPerSec: number;
+  p99Ms: number;
+  errors: number;
+  /** Server CPU over the load generator's run, in percent of one core (approximate: setup included). */
+  serverCpuPercent?: number;
+  /** The load generator's own CPU, in percent of one core (protokv bench only). */
+  generatorCpuPercent?: number;
+}
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+
+/** CPU seconds (user + system) process `pid` has used so far. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Runs `measure` and adds the server's CPU use over it. */
+async function withServerCpu<M extends Measurement>(server: Server, seconds: (m: M) => number, measure: () => Promise<M>): Promise<M> {
+  const before = cpuSeconds(server.pid);
+  const m = await measure();
+  const used = cpuSeconds(server.pid) - before;
+  const duration = seconds(m);
+  return { ...m, serverCpuPercent: duration > 0 ? Math.round((used * 100) / duration) : 0 };
+}
+
+/** How to start `protokv bench`: the CLI when it is wired, else the bench module on its own. */
+function benchEntry(): string[] {
+  const help = spawnSync(process.execPath, [join(ROOT, 'bin/protokv.js'), 'bench', '--help'], { encoding: 'utf8' });
+  if (help.status === 0 && help.stdout.includes('protokv bench')) return [join(ROOT, 'bin/protokv.js'), 'bench'];
+  return [join(ROOT, 'dist/src/bench/main.js')];
+}
+
+let benchCommandLine: string[] | undefined;
+
+function runChild(command: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = track(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function protokvBench(server: { host: string; port: number }, cell: Cell, extra: string[] = []): Promise<Measurement & { report: BenchReport }> {
+  benchCommandLine ??= benchEntry();
+  const args = [
+    ...benchCommandLine,
+    '--server', `${server.host}:${server.port}`,
+    '--command', cell.command,
+    '--connections', String(cell.connections),
+    '--pipeline', String(cell.pipeline),
+    '--requests', String(cell.requests),
+    '--keyspace', String(KEYSPACE),
+    '--value-size', String(VALUE_SIZE),
+    '--table', TABLE,
+    '--json',
+    ...extra,
+  ];
+  const { code, stdout, stderr } = await runChild(process.execPath, args);
+  const last = stdout.trim().split('\n').pop() ?? '';
+  let report: BenchReport;
+  try {
+    report = JSON.parse(last) as BenchReport;
+  } catch {
+    throw new Error(`protokv bench exited with ${code} without a report: ${stderr.trim()}`);
+  }
+  return { opsPerSec: report.opsPerSec, p99Ms: report.p99Ms, errors: report.errors, generatorCpuPercent: report.generatorCpuPercent, report };
+}
+
+async function redisBench(server: Server, cell: Cell): Promise<Measurement> {
+  const value = benchValue(VALUE_SIZE);
+  const words = cell.command === 'hset' ? ['HSET', TABLE, '__rand_int__', value] : ['HGET', TABLE, '__rand_int__'];
+  const args = [
+    '-h', server.host,
+    '-p', String(server.port),
+    '-c', String(cell.connections),
+    '-P', String(cell.pipeline),
+    '-n', String(cell.requests),
+    '-r', String(KEYSPACE),
+    '-d', String(VALUE_SIZE),
+    '--csv',
+    ...words,
+  ];
+  const { code, stdout, stderr } = await runChild('redis-benchmark', args);
+  const lines = stdout.trim().split('\n');
+  const header = lines.findIndex((l) => l.startsWith('"test"'));
+  if (code !== 0 || header < 0 || lines[header + 1] === undefined) {
+    throw new Error(`redis-benchmark exited with ${code}: ${(stderr || stdout).trim().slice(-300)}`);
+  }
+  const columns = lines[header].split(',').map((c) => c.replace(/"/g, ''));
+  const row = lines[header + 1].split('","').map((c) => c.replace(/"/g, ''));
+  const field = (name: string): number => Number(row[columns.indexOf(name)]);
+  // redis-benchmark counts error replies in its output text only; a clean run has none.
+  const errors = /error/i.test(stderr) ? 1 : 0;
+  return { opsPerSec: Math.round(field('rps')), p99Ms: field('p99_latency_ms'), errors };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
+
+interface MatrixRow {
+  group: string;
+  cell: Cell;
+  protokv: Measurement;
+  redis: Measurement | undefined;
+}
+
+async function matrix(group: string, protokv: Server, redis: Server | undefined): Promise<MatrixRow[]> {
+  const rows: MatrixRow[] = [];
+  // Untimed warm-up: protokv runs on a JIT compiler that needs a moment to optimize its hot paths.
+  for (const command of ['hset', 'hget'] as const) {
+    await protokvBench(protokv, { command, connections: 50, pipeline: 16, requests: quick ? 50_000 : 200_000 });
+  }
+  if (redis !== undefined) {
+    // HGET must find every key; redis-benchmark's random keys have protokv bench's format.
+    await redisLoad(redis.port, TABLE, KEYSPACE, keyName, benchValue(VALUE_SIZE));
+  }
+  for (const [i, cell] of CELLS.entries()) {
+    const label = `${group}: ${cell.command.toUpperCase()} c${cell.connections} P${cell.pipeline} n${cell.requests}`;
+    const ps: Measurement[] = [];
+    const rs: Measurement[] = [];
+    for (let rep = 0; rep < REPEAT; rep++) {
+      // Alternate which goes first, so neither always runs on a warmer (or hotter) machine.
+      const order = (i + rep) % 2 === 0 ? ['protokv', 'redis'] : ['redis', 'protokv'];
+      for (const who of order) {
+        if (who === 'protokv') {
+          const p = await withServerCpu(protokv, (m) => m.report.durationSec, () => protokvBench(protokv, cell));
+          ps.push(p);
+          log(
+            `${label}: protokv ${p.opsPerSec.toLocaleString('en-US')} ops/s, p99 ${p.p99Ms} ms, ${p.errors} errors, ` +
+              `server CPU ${p.serverCpuPercent}%, generator CPU ${p.generatorCpuPercent}%`,
+          );
+        } else if (redis !== undefined) {
+          const r = await withServerCpu(redis, (m) => (m.opsPerSec > 0 ? cell.requests / m.opsPerSec : 0), () => redisBench(redis, cell));
+          rs.push(r);
+          log(`${label}: redis ${r.opsPerSec.toLocaleString('en-US')} ops/s, p99 ${r.p99Ms} ms, server CPU ${r.serverCpuPercent}%`);
+        }
+      }
+    }
+    rows.push({ group, cell, protokv: median(ps)!, redis: median(rs) });
+  }
+  return rows;
+}
+
+/** The run with the median throughput (the lower middle one for an even count). */
+function median<M extends Measurement>(runs: M[]): M | undefined {
+  const sorted = [...runs].sort((a, b) => a.opsPerSec - b.opsPerSec);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
+function readRssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
+}
+
+/** 16-byte keys for the memory test. */
+const memKey = (i: number): string => `key:${keyName(i)}`;
+
+async function protokvLoad(server: Server, fields: number): Promise<void> {
+  const kv = await connect({ host: server.host, port: server.port });
+  try {
+    const value = benchValue(VALUE_SIZE);
+    const batch = 1000;
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < fields) {
+        const start = next;
+        next = Math.min(fields, next + batch);
+        const pairs: [string, string][] = [];
+        for (let i = start; i < next; i++) pairs.push([memKey(i), value]);
+        const r = await kv.send(requests.hmset('mem', pairs));
+        if (r.status !== 200) throw new Error(`HMSET failed: ${r.status} ${r.message}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, lane));
+  } finally {
+    await kv.close();
+  }
+}
+
+interface MemoryRow {
+  system: string;
+  measure: string;
+  bytes: number;
+}
+
+async function memoryPerField(redisAvailable: boolean): Promise<MemoryRow[]> {
+  const rows: MemoryRow[] = [];
+  const settle = async (): Promise<void> => sleep(1500);
+
+  const memory = await startProtokv('memory');
+  try {
+    await settle();
+    const before = readRssBytes(memory.pid);
+    await protokvLoad(memory, MEMORY_FIELDS);
+    await settle();
+    const after = readRssBytes(memory.pid);
+    rows.push({ system: 'protokv, memory store', measure: 'process RSS growth', bytes: (after - before) / MEMORY_FIELDS });
+    log(`memory: protokv memory store RSS ${mib(before)} → ${mib(after)}`);
+  } finally {
+    await memory.stop();
+  }
+
+  if (flags['skip-durable'] !== true) {
+    const persistent = await startProtokv('persistent');
+    try {
+      await protokvLoad(persistent, MEMORY_FIELDS);
+      const file = statSync(join(persistent.dataDir!, 'data.mdb'));
+      rows.push({ system: 'protokv, persistent store', measure: 'data.mdb on disk (allocated blocks)', bytes: (file.blocks * 512) / MEMORY_FIELDS });
+      log(`memory: protokv persistent store data.mdb ${mib(file.blocks * 512)}`);
+    } finally {
+      await persistent.stop();
+    }
+  }
+
+  if (redisAvailable) {
+    const redis = await startRedis(false);
+    try {
+      const before = await redisInfo(redis.port, 'memory');
+      const rssBefore = readRssBytes(redis.pid);
+      await redisLoad(redis.port, 'mem', MEMORY_FIELDS, memKey, benchValue(VALUE_SIZE));
+      await settle();
+      const after = await redisInfo(redis.port, 'memory');
+      const rssAfter = readRssBytes(redis.pid);
+      const delta = (name: string): number => (Number(after.get(name)) - Number(before.get(name))) / MEMORY_FIELDS;
+      rows.push({ system: 'redis', measure: 'process RSS growth (/proc)', bytes: (rssAfter - rssBefore) / MEMORY_FIELDS });
+      rows.push({ system: 'redis', measure: 'INFO used_memory_rss growth', bytes: delta('used_memory_rss') });
+      rows.push({ system: 'redis', measure: 'INFO used_memory growth (allocator)', bytes: delta('used_memory') });
+      log(`memory: redis RSS ${mib(rssBefore)} → ${mib(rssAfter)}`);
+    } finally {
+      await redis.stop();
+    }
+  }
+  return rows;
+}
+
+async function generatorCeiling(): Promise<{ cell: Cell; report: BenchReport }[]> {
+  const child = track(spawn(process.execPath, [join(ROOT, 'dist/bench/null-server.js')], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const { host, port } = splitAddress(await waitForListening(child, 10_000));
+  const out: { cell: Cell; report: BenchReport }[] = [];
+  try {
+    for (const cell of CELLS) {
+      const { report } = await protokvBench({ host, port }, cell, ['--no-preload']);
+      log(`null server: ${cell.command.toUpperCase()} c${cell.connections} P${cell.pipeline}: ${report.opsPerSec.toLocaleString('en-US')} ops/s`);
+      out.push({ cell, report });
+    }
+  } finally {
+    await stopChild(child);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+const num = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+function machine(): string {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown';
+  const redis = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  const redisVersion = redis.status === 0 ? (/v=(\S+)/.exec(redis.stdout)?.[1] ?? redis.stdout.trim()) : 'not installed';
+  return [
+    `- CPU: ${model}, ${os.cpus().length} cores (shared by server and load generator)`,
+    `- Memory: ${mib(os.totalmem())}`,
+    `- OS: ${os.type()} ${os.release()}`,
+    `- Node ${process.version}; Redis ${redisVersion}`,
+    `- Keyspace ${KEYSPACE.toLocaleString('en-US')} keys (12-digit), ${VALUE_SIZE}-byte values, everything on 127.0.0.1`,
+  ].join('\n');
+}
+
+function matrixTable(rows: MatrixRow[]): string {
+  const out = [
+    '| store | command | connections | pipeline | protokv ops/s | protokv p99 ms | redis ops/s | redis p99 ms | protokv/redis |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const { group, cell, protokv, redis } of rows) {
+    const errs = protokv.errors > 0 ? ` (${protokv.errors} errors)` : '';
+    const ratio = redis === undefined || redis.opsPerSec === 0 ? 'n/a' : `${(protokv.opsPerSec / redis.opsPerSec).toFixed(2)}×`;
+    out.push(
+      `| ${group} | ${cell.command.toUpperCase()} | ${cell.connections} | ${cell.pipeline} | ${num(protokv.opsPerSec)}${errs} | ${protokv.p99Ms.toFixed(2)} | ` +
+        `${redis === undefined ? 'n/a' : num(redis.opsPerSec)} | ${redis === undefined ? 'n/a' : redis.p99Ms.toFixed(2)} | ${ratio} |`,
+    );
+  }
+  return out.join('\n');
+}
+
+function cpuTable(rows: MatrixRow[]): string {
+  const out = [
+    '| store | command | connections | pipeline | protokv server CPU | protokv bench CPU | redis server CPU |',
+    '|---|---|---:|---:|---:|---:|---:|',
+  ];
+  const pct = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v}%`);
+  for (const { group, cell, protokv, redis } of rows) {
+    out.push(
+      `| ${group} | ${cell.command.toUpperCase()} | ${cell.connections} | ${cell.pipeline} | ${pct(protokv.serverCpuPercent)} | ` +
+        `${pct(protokv.generatorCpuPercent)} | ${pct(redis?.serverCpuPercent)} |`,
+    );
+  }
+  return out.join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const redisAvailable = haveRedis();
+  if (!redisAvailable) {
+    log('redis-server / redis-benchmark not found; measuring protokv only. To compare, install them:');
+    log('  apt-get install redis-server redis-tools');
+  }
+  const sections: string[] = [`## Machine\n\n${machine()}`];
+  const rows: MatrixRow[] = [];
+
+  {
+    const protokv = await startProtokv('memory');
+    const redis = redisAvailable ? await startRedis(false) : undefined;
+    try {
+      log(`memory group: ${protokv.name} on ${protokv.port}${redis ? `, ${redis.name} on ${redis.port}` : ''}`);
+      rows.push(...(await matrix('memory', protokv, redis)));
+    } finally {
+      await protokv.stop();
+      await redis?.stop();
+    }
+  }
+  if (flags['skip-durable'] !== true) {
+    const protokv = await startProtokv('persistent');
+    const redis = redisAvailable ? await startRedis(true) : undefined;
+    try {
+      log(`durable group: ${protokv.name} on ${protokv.port}${redis ? `, ${redis.name} on ${redis.port}` : ''}`);
+      rows.push(...(await matrix('durable', protokv, redis)));
+    } finally {
+      await protokv.stop();
+      await redis?.stop();
+    }
+  }
+  sections.push(
+    '## Throughput and latency\n\n' +
+      '"memory": protokv memory store vs Redis without persistence. "durable": protokv persistent (LMDB) store vs ' +
+      'Redis with `appendonly yes`, `appendfsync always`; in both, a write is acknowledged once it is on disk.\n\n' +
+      matrixTable(rows) +
+      '\n\nCPU use during those runs, in percent of one core (user + system; the server figure is approximate: ' +
+      'it includes connecting and, for HGET, loading the keyspace). The machine has ' + String(os.cpus().length) + ' cores for ' +
+      'server and load generator together.\n\n' +
+      cpuTable(rows),
+  );
+
+  const ceiling = await generatorCeiling();
+  sections.push(
+    '## Load generator ceiling\n\n`protokv bench` against a server that answers every frame with a constant pre-encoded 200 ' +
+      'response and does nothing else (`bench/null-server.ts`).\n\n' +
+      '| command | connections | pipeline | ops/s | p99 ms |\n|---|---:|---:|---:|---:|\n' +
+      ceiling.map(({ cell, report }) => `| ${cell.command.toUpperCase()} | ${cell.connections} | ${cell.pipeline} | ${num(report.opsPerSec)} | ${report.p99Ms.toFixed(2)} |`).join('\n'),
+  );
+
+  if (flags['skip-memory'] !== true) {
+    const memRows = await memoryPerField(redisAvailable);
+    sections.push(
+      `## Memory per stored field\n\n${MEMORY_FIELDS.toLocaleString('en-US')} fields in one table/hash, 16-byte keys, ${VALUE_SIZE}-byte string values; ` +
+        'growth measured after loading minus before.\n\n| system | measure | bytes per field |\n|---|---|---:|\n' +
+        memRows.map((r) => `| ${r.system} | ${r.measure} | ${r.bytes.toFixed(0)} |`).join('\n'),
+    );
+  }
+  const options = [quick ? '--quick' : '', REPEAT > 1 ? `--repeat ${REPEAT} (median run shown)` : ''].filter(Boolean).join(', ');
+  sections.push(`Total run time: ${Math.round((Date.now() - started) / 1000)} s${options ? ` (${options})` : ''}.`);
+  process.stdout.write(`${sections.join('\n\n')}\n`);
+}
+
+try {
+  await main();
+} finally {
+  cleanup();
+}

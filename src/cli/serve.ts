@@ -1,0 +1,94 @@
+/**
+ * `protokv serve`: loads the configuration, opens the store, listens, and shuts down gracefully
+ * on SIGINT/SIGTERM (stop accepting, answer what was received, close the store, exit 0).
+ */
+import { readFile } from 'node:fs/promises';
+import { ConfigError, formatListenAddress, loadConfig, renderServeHelp, type ServerConfig } from '../config.js';
+import { createLogger, type Logger } from '../logger.js';
+import { LmdbStore } from '../storage/lmdb.js';
+import { MemoryStore } from '../storage/memory.js';
+import type { Store } from '../storage/store.js';
+import { Service } from '../service/service.js';
+import { ProtokvServer, type TlsMaterial } from '../transport/server.js';
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(renderServeHelp());
+    return 0;
+  }
+  let config: ServerConfig;
+  try {
+    config = await loadConfig({ argv, env: process.env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`protokv serve: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel });
+  try {
+    const server = await start(config, logger);
+    await waitForSignal(logger);
+    await server.close();
+    logger.info('stopped');
+    return 0;
+  } catch (err) {
+    logger.fatal({ err }, (err as Error).message);
+    return 1;
+  } finally {
+    logger.flush();
+  }
+}
+
+async function start(config: ServerConfig, logger: Logger): Promise<ProtokvServer> {
+  const store: Store = config.memory ? new MemoryStore() : LmdbStore.open(config.dataDir);
+  const service = new Service({ store, logger, maxKeysPerCommand: config.limits.maxKeysPerCommand });
+  let tls: TlsMaterial | undefined;
+  if (config.tls) {
+    const [cert, key, clientCa] = await Promise.all([
+      readFile(config.tls.cert),
+      readFile(config.tls.key),
+      config.tls.clientCa === undefined ? undefined : readFile(config.tls.clientCa),
+    ]);
+    tls = { cert, key, clientCa };
+  }
+  let server: ProtokvServer;
+  try {
+    server = await ProtokvServer.listen({
+      service,
+      host: config.listen.host,
+      port: config.listen.port,
+      tls,
+      mux: config.mux,
+      ...config.limits,
+    });
+  } catch (err) {
+    await service.close();
+    throw new Error(`cannot listen on ${formatListenAddress(config.listen)}: ${(err as Error).message}`, { cause: err });
+  }
+  logger.info(
+    {
+      address: formatListenAddress(server.address()),
+      store: config.memory ? 'memory' : 'lmdb',
+      dataDir: config.memory ? undefined : config.dataDir,
+      tls: config.tls ? (config.tls.clientCa ? 'mutual' : 'server') : 'off',
+      mux: config.mux,
+    },
+    'listening',
+  );
+  return server;
+}
+
+function waitForSignal(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      logger.info({ signal }, 'shutting down: finishing requests in flight');
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
