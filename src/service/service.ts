@@ -109,6 +109,7 @@ export class Service {
   #failed(err: unknown): CommandResponse {
     const e = toKvError(err);
     if (e.status >= 500) this.logger.error({ err: e.cause ?? e, code: e.code }, e.message);
+    else if (e.code === 'TOO_MANY_KEYS') this.logger.warn({ code: e.code }, e.message);
     return errorResponse(e);
   }
 

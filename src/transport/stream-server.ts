@@ -128,6 +128,8 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
   // --- input ---
 
   #onData(chunk: Buffer): void {
+    // Once draining, input is read only so the peer's side can finish; it is not executed.
+    if (this.#draining) return;
     const stream = this.#stream;
     this.#decoder.push(chunk);
     stream.cork();
@@ -264,6 +266,8 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
   #endIfIdle(): void {
     if (!this.#draining || this.#isClosed || this.#unwritten > 0 || this.#subscriptionCancel !== undefined) return;
     if (!this.#stream.writableEnded) this.#stream.end();
+    // Let unread input flow (and be dropped) so the readable side reaches its end too.
+    this.#stream.resume();
   }
 
   #cancelSubscription(): void {
