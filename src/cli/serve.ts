@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigError, formatListenAddress, loadConfig, renderServeHelp, type ServerConfig } from '../config.js';
 import { createLogger, type Logger } from '../logger.js';
-import { LmdbStore } from '../storage/lmdb.js';
+import { isLmdbCommitFailure, LmdbStore } from '../storage/lmdb.js';
 import { MemoryStore } from '../storage/memory.js';
 import type { Store } from '../storage/store.js';
 import { Service } from '../service/service.js';
@@ -27,6 +27,17 @@ export async function serveCommand(argv: string[]): Promise<number> {
     throw err;
   }
   const logger = createLogger({ level: config.logLevel });
+  process.on('unhandledRejection', (reason) => {
+    // lmdb-js leaves a spare rejected promise behind each failed commit (e.g. disk full); the
+    // writers already got their error, so it is logged, not fatal. Anything else is a bug: crash loudly.
+    if (isLmdbCommitFailure(reason)) {
+      logger.error({ err: reason }, 'store commit failed');
+      return;
+    }
+    logger.fatal({ err: reason }, 'unhandled promise rejection');
+    logger.flush();
+    process.exit(1);
+  });
   try {
     const server = await start(config, logger);
     await waitForSignal(logger);

@@ -197,8 +197,8 @@ export class LmdbStore implements Store {
     } catch (err) {
       queued = Promise.reject(storageError('cannot write', err));
     }
-    const committed = queued.catch((err: unknown) => {
-      throw storageError('cannot write', err);
+    const committed = queued.catch(async (err: unknown) => {
+      throw storageError('cannot write', await commitFailureCause(err));
     });
     this.#pending.add(committed);
     const settle = () => this.#pending.delete(committed);
@@ -251,6 +251,27 @@ function decode(bytes: Buffer | undefined): Value | undefined {
   } catch (err) {
     throw errors.storage(`a stored value is corrupt: ${message(err)}`, err);
   }
+}
+
+/**
+ * lmdb-js rejects a failed commit with a generic error whose `commitError` promise holds the real
+ * cause (disk full, I/O error). Awaiting it gives clients that cause, and handles that promise,
+ * which would otherwise be an unhandled rejection.
+ */
+async function commitFailureCause(err: unknown): Promise<unknown> {
+  const inner = (err as { commitError?: unknown } | null)?.commitError;
+  if (!(inner instanceof Promise)) return err;
+  try {
+    await inner;
+    return err;
+  } catch (cause) {
+    return cause;
+  }
+}
+
+/** Whether `reason` is one of lmdb-js's own copies of a failed-commit error, already reported to the writer. */
+export function isLmdbCommitFailure(reason: unknown): boolean {
+  return reason instanceof Error && (reason as { commitError?: unknown }).commitError instanceof Promise;
 }
 
 function storageError(detail: string, err: unknown): KvError {

@@ -141,14 +141,15 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
         } catch (err) {
           this.#rejectFrame(err);
           if (err instanceof KvError && err.code === 'FRAME_TOO_LARGE') break;
-          continue;
+          if (this.#subscriptionCancel === undefined) continue;
+          this.#stopServing();
+          break;
         }
         if (payload === undefined) break;
         if (this.#draining) break;
         if (this.#subscriptionCancel !== undefined) {
           this.#push(this.#service.errorResponse(errors.subscriptionProtocol()));
-          this.#cancelSubscription();
-          this.end();
+          this.#stopServing();
           break;
         }
         this.#handle(payload);
@@ -187,9 +188,7 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
     if (err instanceof KvError && err.code === 'FRAME_TOO_LARGE') {
       // Framing is lost: nothing after this frame can be read.
       this.#service.logger.warn({ err: err.message }, 'frame too large; closing the stream');
-      this.#draining = true;
-      this.#stream.pause();
-      this.#endIfIdle();
+      this.#stopServing();
     }
   }
 
@@ -268,6 +267,12 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
     if (!this.#stream.writableEnded) this.#stream.end();
     // Let unread input flow (and be dropped) so the readable side reaches its end too.
     this.#stream.resume();
+  }
+
+  /** Stops serving after a protocol error: forgets any subscription, writes what is pending, then ends. */
+  #stopServing(): void {
+    this.#cancelSubscription();
+    this.end();
   }
 
   #cancelSubscription(): void {
