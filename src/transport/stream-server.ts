@@ -71,6 +71,7 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
   #isClosed = false;
   #subscriptionCancel: (() => void) | undefined;
   #afterWrite: ((err?: Error | null) => void) | undefined;
+  #deliveryCorked = false;
 
   constructor(stream: Duplex, service: Service, limits: Required<StreamLimits>) {
     this.#stream = stream;
@@ -116,8 +117,19 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
       return;
     }
     message.encoded ??= encodeFrame(encodeResponse(message.response));
+    // A burst of publishes (one chunk of a publisher's input) reaches each subscriber as one write.
+    if (!this.#deliveryCorked) {
+      this.#deliveryCorked = true;
+      this.#stream.cork();
+      process.nextTick(this.#uncorkDelivery);
+    }
     this.#push(message.response, message.encoded);
   }
+
+  readonly #uncorkDelivery = (): void => {
+    this.#deliveryCorked = false;
+    this.#stream.uncork();
+  };
 
   end(): void {
     this.#subscriptionCancel = undefined;
