@@ -200,15 +200,15 @@ if (redisPort === undefined) console.error('redis-server not found; measuring pr
 const results: Record<string, number[]> = { protokv: [], redis: [] };
 // Interleaved rounds, so both see the same machine conditions.
 for (let round = 0; round < 3; round++) {
-  results.protokv!.push(await run(protokvPeer(protokvPort)));
-  if (redisPort !== undefined) results.redis!.push(await run(redisPeer(redisPort)));
+  results.protokv.push(await run(protokvPeer(protokvPort)));
+  if (redisPort !== undefined) results.redis.push(await run(redisPeer(redisPort)));
 }
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(`\n1 publisher → ${SUBSCRIBERS} subscribers, ${MESSAGES} messages of ${SIZE} bytes, publisher window ${WINDOW} (median of 3)\n`);
 console.log('| server | messages delivered/s |');
 console.log('|---|---|');
 for (const [name, xs] of Object.entries(results)) {
   if (xs.length > 0) console.log(`| ${name} | ${Math.round(median(xs)).toLocaleString('en-US')} |`);
 }
-if (results.redis!.length > 0) console.log(`\nprotokv / redis: ${(median(results.protokv!) / median(results.redis!)).toFixed(2)}`);
+if (results.redis.length > 0) console.log(`\nprotokv / redis: ${(median(results.protokv) / median(results.redis)).toFixed(2)}`);
 process.exit(0);
