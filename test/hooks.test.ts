@@ -6,6 +6,7 @@ import { requests } from '../src/protocol/requests.js';
 import { fromValue } from '../src/protocol/values.js';
 import { MemoryStore } from '../src/storage/memory.js';
 import { Service } from '../src/service/service.js';
+import { startServer } from './helpers/server.js';
 
 test('hooks fire in lifecycle order, each list in registration order', async () => {
   const seen: string[] = [];
@@ -65,4 +66,26 @@ test('with no hooks the memory store answers synchronously (no promise)', () => 
   const res = service.execute(requests.hset('t', 'k', 'v'));
   assert.equal(typeof (res as { then?: unknown }).then, 'undefined');
   assert.equal(service.wantsSentNotice, false);
+});
+
+test('over a socket: after-send hooks fire once each response is written, in order, and see what was sent', async () => {
+  const sent: string[] = [];
+  const service = new Service({ store: new MemoryStore() })
+    .addHook('beforeResponseSend', (res) => {
+      if (res.status === 404) res.message = `${res.message} (checked by a hook)`;
+    })
+    .addHook('afterResponseSend', (res) => sent.push(`${res.status}:${res.message}`));
+  const running = await startServer({ service });
+  try {
+    const kv = await running.client();
+    await Promise.all([kv.hset('t', 'k', 'v'), kv.hget('t', 'k'), kv.send(requests.hget('t', 'missing'))]);
+    const missing = await kv.send(requests.hget('t', 'missing'));
+    assert.equal(missing.message, 'Not found: table t, key missing (checked by a hook)', 'the client got the changed response');
+    // The client has every answer, so every write has completed; hooks run in send order.
+    for (let i = 0; i < 100 && sent.length < 4; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(sent, ['200:', '200:', '404:Not found: table t, key missing (checked by a hook)', '404:Not found: table t, key missing (checked by a hook)']);
+    await kv.close();
+  } finally {
+    await running.close();
+  }
 });

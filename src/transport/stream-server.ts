@@ -45,6 +45,9 @@ export interface ServedStream {
   readonly closed: Promise<void>;
 }
 
+/** Batches up to this size are joined into one buffer before writing. */
+const MAX_JOINED_BATCH = 256 * 1024;
+
 /** A response slot in the ordered output queue. */
 interface Slot {
   response: CommandResponse | undefined;
@@ -70,8 +73,12 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
   #draining = false;
   #isClosed = false;
   #subscriptionCancel: (() => void) | undefined;
-  #afterWrite: ((err?: Error | null) => void) | undefined;
-  #deliveryCorked = false;
+  /** Frames produced since the last write; they leave together, in one write. */
+  #batch: Buffer[] = [];
+  #batchBytes = 0;
+  /** The responses in `#batch`, kept only when after-send hooks want them. */
+  #batchResponses: CommandResponse[] = [];
+  #flushScheduled = false;
 
   constructor(stream: Duplex, service: Service, limits: Required<StreamLimits>) {
     this.#stream = stream;
@@ -117,19 +124,8 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
       return;
     }
     message.encoded ??= encodeFrame(encodeResponse(message.response));
-    // A burst of publishes (one chunk of a publisher's input) reaches each subscriber as one write.
-    if (!this.#deliveryCorked) {
-      this.#deliveryCorked = true;
-      this.#stream.cork();
-      process.nextTick(this.#uncorkDelivery);
-    }
     this.#push(message.response, message.encoded);
   }
-
-  readonly #uncorkDelivery = (): void => {
-    this.#deliveryCorked = false;
-    this.#stream.uncork();
-  };
 
   end(): void {
     this.#subscriptionCancel = undefined;
@@ -144,7 +140,6 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
     if (this.#draining) return;
     const stream = this.#stream;
     this.#decoder.push(chunk);
-    stream.cork();
     try {
       for (;;) {
         let payload: Buffer | undefined;
@@ -167,7 +162,7 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
         this.#handle(payload);
       }
     } finally {
-      stream.uncork();
+      this.#flush();
     }
     if (this.#unwritten >= this.#limits.maxPendingResponses || stream.writableNeedDrain) this.#pauseReading();
   }
@@ -233,30 +228,57 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
   #flushQueue(): void {
     const queue = this.#queue;
     if (queue.length === 0 || queue[0].response === undefined) return;
-    this.#stream.cork();
     while (queue.length > 0 && queue[0].response !== undefined) {
       const slot = queue.shift()!;
       this.#write(slot.response!, slot.frame);
     }
-    this.#stream.uncork();
+    this.#flush();
     this.#maybeResume();
   }
 
+  /** Adds a response to the current batch; the batch is written at the end of this tick at the latest. */
   #write(response: CommandResponse, frame?: Buffer): void {
     if (this.#isClosed) return;
     const bytes = frame ?? encodeFrame(encodeResponse(response));
-    if (this.#service.wantsSentNotice) {
-      this.#stream.write(bytes, (err) => {
-        this.#written();
-        if (err == null) this.#service.responseSent(response);
-      });
-    } else {
-      this.#stream.write(bytes, (this.#afterWrite ??= () => this.#written()));
+    this.#batch.push(bytes);
+    this.#batchBytes += bytes.length;
+    if (this.#service.wantsSentNotice) this.#batchResponses.push(response);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      process.nextTick(this.#flush);
     }
   }
 
-  #written(): void {
-    this.#unwritten--;
+  /**
+   * Writes the batch: small batches are joined into one buffer (one write, one callback — cheaper
+   * than a writev of many small buffers), large ones are written piece by piece without copying.
+   */
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    const batch = this.#batch;
+    const count = batch.length;
+    if (count === 0 || this.#isClosed) return;
+    const stream = this.#stream;
+    const responses = this.#batchResponses.length > 0 ? this.#batchResponses : undefined;
+    const done = (err?: Error | null): void => {
+      this.#written(count);
+      if (err == null && responses !== undefined) for (const r of responses) this.#service.responseSent(r);
+    };
+    if (count === 1) stream.write(batch[0], done);
+    else if (this.#batchBytes <= MAX_JOINED_BATCH) stream.write(Buffer.concat(batch, this.#batchBytes), done);
+    else {
+      stream.cork();
+      for (let i = 0; i < count - 1; i++) stream.write(batch[i]);
+      stream.write(batch[count - 1], done);
+      stream.uncork();
+    }
+    this.#batch = [];
+    this.#batchBytes = 0;
+    if (responses !== undefined) this.#batchResponses = [];
+  };
+
+  #written(count: number): void {
+    this.#unwritten -= count;
     if (this.#unwritten === 0) this.#endIfIdle();
     this.#maybeResume();
   }
