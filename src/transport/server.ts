@@ -6,8 +6,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { encodeFrame } from '../codec/frame.js';
-import { encodeResponse } from '../protocol/wire.js';
+import { encodeResponseFrame } from '../protocol/response-encoder.js';
 import { errorResponse, errors } from '../errors.js';
 import type { Service } from '../service/service.js';
 import { serveStream, type ServedStream, type StreamLimits } from './stream-server.js';
@@ -183,6 +182,6 @@ export class ProtokvServer {
 /** Answers a connection we will not serve with one error response, then closes it. */
 function refuse(socket: Duplex, err: unknown): void {
   socket.on('error', () => {});
-  socket.end(encodeFrame(encodeResponse(errorResponse(err))));
+  socket.end(encodeResponseFrame(errorResponse(err)));
   setTimeout(() => socket.destroy(), 1000).unref();
 }

@@ -11,8 +11,9 @@
  */
 import type { Duplex } from 'node:stream';
 import type { CommandResponse } from '../protocol/generated/abi.js';
-import { FrameDecoder, DEFAULT_MAX_FRAME_SIZE, encodeFrame } from '../codec/frame.js';
-import { decodeRequest, encodeResponse } from '../protocol/wire.js';
+import { FrameDecoder, DEFAULT_MAX_FRAME_SIZE } from '../codec/frame.js';
+import { decodeRequest } from '../protocol/wire.js';
+import { encodeResponseFrame } from '../protocol/response-encoder.js';
 import { errors, KvError } from '../errors.js';
 import { isPromise } from '../storage/store.js';
 import type { Service } from '../service/service.js';
@@ -123,7 +124,7 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
       this.#stream.destroy();
       return;
     }
-    message.encoded ??= encodeFrame(encodeResponse(message.response));
+    message.encoded ??= encodeResponseFrame(message.response);
     this.#push(message.response, message.encoded);
   }
 
@@ -239,7 +240,7 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
   /** Adds a response to the current batch; the batch is written at the end of this tick at the latest. */
   #write(response: CommandResponse, frame?: Buffer): void {
     if (this.#isClosed) return;
-    const bytes = frame ?? encodeFrame(encodeResponse(response));
+    const bytes = frame ?? encodeResponseFrame(response);
     this.#batch.push(bytes);
     this.#batchBytes += bytes.length;
     if (this.#service.wantsSentNotice) this.#batchResponses.push(response);

@@ -1,0 +1,194 @@
+/**
+ * A hand-written encoder for `CommandResponse` frames: it sizes the message first, then writes
+ * header and payload into one exactly-sized buffer. The generated encoder builds the message in
+ * chunks, joins them, and the frame codec copies the result again behind a header; responses are
+ * the server's hottest output, so they skip both. The bytes are identical to the generated
+ * encoder's (a property test checks it).
+ *
+ * Measured (Node 20, this project's 2-core machine): an HGET response frame 0.78–0.83 M/s with
+ * the generated encoder plus the frame codec, 1.49–1.89 M/s here.
+ */
+import { CommandResponse, type Kvpair, type Value } from './generated/abi.js';
+import { COMPRESSION_THRESHOLD, encodeFrame } from '../codec/frame.js';
+
+const HEADER = 4;
+const TWO_POW_31 = 2 ** 31;
+
+function varintSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x20_0000 ? 3 : n < 0x1000_0000 ? 4 : 5;
+}
+
+function int64Size(v: bigint): number {
+  if (v >= 0n && v < TWO_POW_31) return varintSize(Number(v));
+  if (v < 0n) return 10;
+  let size = 1;
+  for (let u = v >> 7n; u > 0n; u >>= 7n) size++;
+  return size;
+}
+
+/** Size of a `Value` message body (without its own tag and length). */
+function valueSize(v: Value | undefined): number {
+  const inner = v?.value;
+  if (inner === undefined) return 0;
+  switch (inner.$case) {
+    case 'string': {
+      const n = Buffer.byteLength(inner.value);
+      return 1 + varintSize(n) + n;
+    }
+    case 'binary':
+      return 1 + varintSize(inner.value.length) + inner.value.length;
+    case 'integer':
+      return 1 + int64Size(inner.value);
+    case 'float':
+      return 9;
+    case 'bool':
+      return 2;
+  }
+}
+
+function pairSize(p: Kvpair): number {
+  let size = 0;
+  if (p.key !== '') {
+    const n = Buffer.byteLength(p.key);
+    size += 1 + varintSize(n) + n;
+  }
+  if (p.value !== undefined) {
+    const n = valueSize(p.value);
+    size += 1 + varintSize(n) + n;
+  }
+  return size;
+}
+
+/** The encoded size of `res` (its protobuf payload, without a frame header). */
+export function responseSize(res: CommandResponse): number {
+  let size = 0;
+  if (res.status !== 0) size += 1 + varintSize(res.status);
+  if (res.message !== '') {
+    const n = Buffer.byteLength(res.message);
+    size += 1 + varintSize(n) + n;
+  }
+  for (const v of res.values) {
+    const n = valueSize(v);
+    size += 1 + varintSize(n) + n;
+  }
+  for (const p of res.pairs) {
+    const n = pairSize(p);
+    size += 1 + varintSize(n) + n;
+  }
+  return size;
+}
+
+/** Writes into a buffer sized in advance; `pos` is the next byte. */
+class Writer {
+  pos: number;
+  constructor(
+    readonly buf: Buffer,
+    start: number,
+  ) {
+    this.pos = start;
+  }
+
+  byte(b: number): void {
+    this.buf[this.pos++] = b;
+  }
+
+  varint(n: number): void {
+    while (n >= 0x80) {
+      this.buf[this.pos++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    this.buf[this.pos++] = n;
+  }
+
+  int64(v: bigint): void {
+    if (v >= 0n && v < TWO_POW_31) {
+      this.varint(Number(v));
+      return;
+    }
+    let u = BigInt.asUintN(64, v);
+    while (u >= 0x80n) {
+      this.buf[this.pos++] = Number(u & 0x7fn) | 0x80;
+      u >>= 7n;
+    }
+    this.buf[this.pos++] = Number(u);
+  }
+
+  string(tag: number, s: string): void {
+    this.byte(tag);
+    const n = Buffer.byteLength(s);
+    this.varint(n);
+    this.pos += this.buf.write(s, this.pos, n, 'utf8');
+  }
+
+  bytes(tag: number, b: Uint8Array): void {
+    this.byte(tag);
+    this.varint(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  value(tag: number, v: Value | undefined): void {
+    this.byte(tag);
+    this.varint(valueSize(v));
+    const inner = v?.value;
+    if (inner === undefined) return;
+    switch (inner.$case) {
+      case 'string':
+        this.string(0x0a, inner.value);
+        return;
+      case 'binary':
+        this.bytes(0x12, inner.value);
+        return;
+      case 'integer':
+        this.byte(0x18);
+        this.int64(inner.value);
+        return;
+      case 'float':
+        this.byte(0x21);
+        this.buf.writeDoubleLE(inner.value, this.pos);
+        this.pos += 8;
+        return;
+      case 'bool':
+        this.byte(0x28);
+        this.byte(inner.value ? 1 : 0);
+        return;
+    }
+  }
+
+  pair(p: Kvpair): void {
+    this.byte(0x22);
+    this.varint(pairSize(p));
+    if (p.key !== '') this.string(0x0a, p.key);
+    if (p.value !== undefined) this.value(0x12, p.value);
+  }
+}
+
+function writeResponse(w: Writer, res: CommandResponse): void {
+  if (res.status !== 0) {
+    w.byte(0x08);
+    w.varint(res.status);
+  }
+  if (res.message !== '') w.string(0x12, res.message);
+  for (const v of res.values) w.value(0x1a, v);
+  for (const p of res.pairs) w.pair(p);
+}
+
+/** The protobuf encoding of `res`, byte for byte what the generated encoder produces. */
+export function encodeResponsePayload(res: CommandResponse): Buffer {
+  const w = new Writer(Buffer.allocUnsafe(responseSize(res)), 0);
+  writeResponse(w, res);
+  return w.buf;
+}
+
+/**
+ * `res` as a complete frame, in one allocation. Large responses (compressed anyway, where gzip
+ * dominates) go through the generated encoder, which sizes nested messages only once.
+ */
+export function encodeResponseFrame(res: CommandResponse): Buffer {
+  const size = responseSize(res);
+  if (size > COMPRESSION_THRESHOLD) return encodeFrame(CommandResponse.encode(res).finish());
+  const w = new Writer(Buffer.allocUnsafe(HEADER + size), HEADER);
+  w.buf.writeUInt32BE(size, 0);
+  writeResponse(w, res);
+  return w.buf;
+}
