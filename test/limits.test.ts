@@ -6,6 +6,8 @@ import { MemoryStore } from '../src/storage/memory.js';
 import { Service } from '../src/service/service.js';
 import { capturingLogger } from './helpers/logs.js';
 import { RawPeer, startServer } from './helpers/server.js';
+import { gzipFrame, manyKeysPayload } from './fuzz/inputs.js';
+import { countRepeatedEntries, encodeRequest } from '../src/protocol/wire.js';
 
 async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -120,5 +122,34 @@ describe('limits', () => {
     } finally {
       await running.close();
     }
+  });
+});
+
+describe('multi-key requests over the limit are refused before they are decoded', () => {
+  test('a compressed HMGET naming millions of keys is a 400 and other clients are not held up', async () => {
+    const running = await startServer({ service: new Service({ store: new MemoryStore(), maxKeysPerCommand: 1000 }) });
+    try {
+      const peer = await RawPeer.connect(running.port);
+      peer.write(gzipFrame(manyKeysPayload(3_000_000)));
+      const [r] = await peer.responses(1);
+      assert.equal(r!.status, 400);
+      assert.equal(r!.message, 'Invalid command: 3000000 keys exceed the maximum of 1000 per command');
+      peer.send(requests.hexist('t', 'k'));
+      assert.equal((await peer.responses(1))[0]!.status, 200, 'the connection stays usable');
+      peer.destroy();
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('countRepeatedEntries counts keys, pairs and published values without decoding', () => {
+    const keys = Array.from({ length: 7 }, (_, i) => `k${i}`);
+    assert.equal(countRepeatedEntries(encodeRequest(requests.hmget('t', keys))), 7);
+    assert.equal(countRepeatedEntries(encodeRequest(requests.hmdel('t', keys))), 7);
+    assert.equal(countRepeatedEntries(encodeRequest(requests.hmexist('t', keys))), 7);
+    assert.equal(countRepeatedEntries(encodeRequest(requests.hmset('t', { a: 1n, b: 'x', c: null }))), 3);
+    assert.equal(countRepeatedEntries(encodeRequest(requests.publish('t', 1n, 2n))), 2);
+    assert.equal(countRepeatedEntries(encodeRequest(requests.hget('t', 'k'))), 1, 'a single key is field 2 as well');
+    assert.equal(countRepeatedEntries(Buffer.from([0xff, 0xff])), 0, 'junk stops the count');
   });
 });

@@ -158,3 +158,28 @@ describe('pub/sub edge cases over TCP', () => {
     await kv.close();
   });
 });
+
+describe('client subscriptions', () => {
+  test('unsubscribe() twice at once, or while leaving the loop, resolves both', async () => {
+    const running = await startServer();
+    try {
+      const kv = await running.client();
+      const sub = await kv.subscribe('twice');
+      const results = await Promise.allSettled([sub.unsubscribe(), sub.unsubscribe()]);
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled']);
+      const sub2 = await kv.subscribe('twice');
+      const loop = (async () => {
+        for await (const _ of sub2) {
+          void sub2.unsubscribe();
+          break;
+        }
+      })();
+      await kv.publish('twice', 'go');
+      await loop;
+      await sub2.closed;
+      await kv.close();
+    } finally {
+      await running.close();
+    }
+  });
+});

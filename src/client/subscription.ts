@@ -23,6 +23,7 @@ export class Subscription implements AsyncIterable<KvValue[]> {
   #waiter: ((r: IteratorResult<KvValue[]>) => void) | undefined;
   #failWaiter: ((err: Error) => void) | undefined;
   #done = false;
+  #unsubscribing: Promise<void> | undefined;
   #error: Error | undefined;
 
   /** @internal Created by `KvClient.subscribe`. */
@@ -35,14 +36,11 @@ export class Subscription implements AsyncIterable<KvValue[]> {
     this.closed = channel.closed.then(() => this.#finish());
   }
 
-  /** Ends the subscription; the server closes its stream. */
-  async unsubscribe(): Promise<void> {
-    if (this.#done) return;
-    try {
-      await this.#unsubscribe(this);
-    } finally {
-      this.#finish();
-    }
+  /** Ends the subscription; the server closes its stream. Calling it again returns the same promise. */
+  unsubscribe(): Promise<void> {
+    if (this.#done) return Promise.resolve();
+    this.#unsubscribing ??= this.#unsubscribe(this).finally(() => this.#finish());
+    return this.#unsubscribing;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

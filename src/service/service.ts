@@ -33,7 +33,8 @@ export class Service {
   readonly pubsub = new PubSub();
   readonly logger: Logger;
   readonly #hooks = new Hooks();
-  readonly #maxKeysPerCommand: number;
+  /** Most keys (or pairs, or published values) one request may name. */
+  readonly maxKeysPerCommand: number;
   /** Context for requests that arrive without a stream (in-process callers). */
   readonly #bareContext: CommandContext;
   #closing: Promise<void> | undefined;
@@ -41,7 +42,7 @@ export class Service {
   constructor(options: ServiceOptions) {
     this.store = options.store;
     this.logger = options.logger ?? silentLogger();
-    this.#maxKeysPerCommand = options.maxKeysPerCommand ?? DEFAULT_MAX_KEYS_PER_COMMAND;
+    this.maxKeysPerCommand = options.maxKeysPerCommand ?? DEFAULT_MAX_KEYS_PER_COMMAND;
     this.#bareContext = this.contextFor(undefined);
   }
 
@@ -103,7 +104,7 @@ export class Service {
 
   /** The context for requests arriving on `stream`; create it once per stream, not per request. */
   contextFor(stream: SubscriberContext | undefined): CommandContext {
-    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.#maxKeysPerCommand, stream };
+    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, stream };
   }
 
   #failed(err: unknown): CommandResponse {

@@ -171,7 +171,7 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
   #handle(payload: Buffer): void {
     let request;
     try {
-      request = decodeRequest(payload);
+      request = decodeRequest(payload, this.#service.maxKeysPerCommand);
     } catch (err) {
       this.#push(this.#service.errorResponse(err));
       return;
