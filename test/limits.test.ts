@@ -8,14 +8,8 @@ import { capturingLogger } from './helpers/logs.js';
 import { RawPeer, startServer } from './helpers/server.js';
 import { gzipFrame, manyKeysPayload } from './fuzz/inputs.js';
 import { countRepeatedEntries, encodeRequest } from '../src/protocol/wire.js';
+import { until } from './helpers/wait.js';
 
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('limits', () => {
   test('max connections: one more gets a 503 and is closed; room frees up on close', async () => {

@@ -6,14 +6,8 @@ import { fromValue, type KvValue } from '../src/protocol/values.js';
 import type { KvClient } from '../src/client/client.js';
 import { TRANSPORTS } from './helpers/transports.js';
 import { RawPeer, startServer, type Running } from './helpers/server.js';
+import { until } from './helpers/wait.js';
 
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 async function collect(sub: AsyncIterable<KvValue[]>, n: number): Promise<KvValue[][]> {
   const out: KvValue[][] = [];
