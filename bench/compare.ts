@@ -10,7 +10,7 @@
  * `protokv bench --json`, Redis with `redis-benchmark` running the equivalent HSET/HGET commands
  * (same key format, keyspace, value size, connections and pipeline depth).
  *
- * `node dist/bench/compare.js [--quick] [--repeat N] [--skip-memory] [--skip-durable]`; prints
+ * `node dist/bench/compare.js [--quick] [--repeat N] [--no-pin] [--skip-memory] [--skip-durable]`; prints
  * markdown on stdout and progress on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -21,17 +21,20 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
 import { connect } from '../src/client/client.js';
 import { requests } from '../src/protocol/requests.js';
 import type { BenchReport } from '../src/bench/report.js';
 import { benchValue, keyName } from '../src/bench/workload.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const HELP = `usage: node dist/bench/compare.js [--quick] [--repeat N] [--skip-memory] [--skip-durable]
+const HELP = `usage: node dist/bench/compare.js [--quick] [--repeat N] [--no-pin] [--skip-memory] [--skip-durable]
 
 Runs protokv and Redis side by side on loopback and prints markdown tables.
   --quick          fewer requests per cell and 200,000 fields for the memory test
   --repeat N       run every cell N times (interleaved) and report the median run (default 1)
+  --no-pin         do not pin servers to CPU 0 and load generators to CPU 1 (pinning needs taskset
+                   and 2+ cores)
   --skip-memory    skip the memory-per-field measurement
   --skip-durable   skip the persistent-store / appendfsync-always comparison
 `;
@@ -42,6 +45,7 @@ const { values: flags } = parseArgs({
     'skip-memory': { type: 'boolean' },
     'skip-durable': { type: 'boolean' },
     repeat: { type: 'string' },
+    'no-pin': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
@@ -55,6 +59,19 @@ const REPEAT = Number(flags.repeat ?? '1');
 if (!Number.isInteger(REPEAT) || REPEAT < 1 || REPEAT > 9) {
   process.stderr.write(`invalid --repeat "${flags.repeat}": expected 1 to 9\n`);
   process.exit(2);
+}
+
+/**
+ * Servers run on CPU 0 and load generators on CPU 1: each side gets a core of its own, for Redis
+ * and protokv alike, and runs stop depending on where the scheduler happens to place them.
+ */
+const PIN = flags['no-pin'] !== true && os.cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+const SERVER_CPU = 0;
+const CLIENT_CPU = 1;
+
+/** Starts `command` pinned to `cpu` when pinning is on (taskset execs it, so the pid is the command's). */
+function spawnOn(cpu: number, command: string, args: string[], options: Parameters<typeof spawn>[2]): ChildProcess {
+  return PIN ? spawn('taskset', ['-c', String(cpu), command, ...args], options) : spawn(command, args, options);
 }
 
 const KEYSPACE = 10_000;
@@ -107,7 +124,12 @@ interface Server {
   host: string;
   port: number;
   stop(): Promise<void>;
+  /** Throws if the server has died. */
+  check?(): void;
 }
+
+/** Children we are stopping on purpose; any other exit of a tracked server is reported. */
+const stopping = new Set<ChildProcess>();
 
 function track(child: ChildProcess): ChildProcess {
   children.add(child);
@@ -115,7 +137,21 @@ function track(child: ChildProcess): ChildProcess {
   return child;
 }
 
+/** Makes the unexpected death of a server loud, and the next measurement on it fail clearly. */
+function watchServer(child: ChildProcess, name: string): () => void {
+  let failure: string | undefined;
+  child.once('exit', (code, signal) => {
+    if (stopping.has(child)) return;
+    failure = `${name} (pid ${child.pid}) exited unexpectedly (${signal === null ? `code ${code}` : `signal ${signal}`})`;
+    log(failure);
+  });
+  return () => {
+    if (failure !== undefined) throw new Error(failure);
+  };
+}
+
 async function stopChild(child: ChildProcess): Promise<void> {
+  stopping.add(child);
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
@@ -166,36 +202,20 @@ function splitAddress(address: string): { host: string; port: number } {
   return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
 }
 
-/** Whether `protokv serve` works in this build; decided on first use. */
-let serveCli: boolean | undefined;
-
-/** Starts protokv on a free loopback port: `protokv serve` if available, else `bench/server-child`. */
+/** Starts `protokv serve` on a free loopback port. */
 async function startProtokv(store: 'memory' | 'persistent'): Promise<Server & { dataDir?: string }> {
   const dataDir = store === 'persistent' ? tempDir('protokv-compare-') : undefined;
   const storeArgs = dataDir === undefined ? ['--memory'] : ['--data-dir', dataDir];
-  const attempts: [string, string[]][] = [];
-  if (serveCli !== false) {
-    attempts.push(['protokv serve', [join(ROOT, 'bin/protokv.js'), 'serve', ...storeArgs, '--listen', '127.0.0.1:0', '--log-level', 'info']]);
+  const args = [join(ROOT, 'bin/protokv.js'), 'serve', ...storeArgs, '--listen', '127.0.0.1:0', '--log-level', 'info'];
+  const child = track(spawnOn(SERVER_CPU, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } }));
+  try {
+    const { host, port } = splitAddress(await waitForListening(child, 15_000));
+    const name = `protokv (${store})`;
+    return { name, pid: child.pid!, host, port, dataDir, stop: () => stopChild(child), check: watchServer(child, name) };
+  } catch (err) {
+    await stopChild(child);
+    throw new Error(`cannot start protokv: ${(err as Error).message}`, { cause: err });
   }
-  attempts.push(['bench/server-child', [join(ROOT, 'dist/bench/server-child.js'), ...storeArgs]]);
-  let lastError: unknown;
-  for (const [how, args] of attempts) {
-    const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } }));
-    try {
-      const address = await waitForListening(child, 15_000);
-      if (how === 'protokv serve') serveCli = true;
-      const { host, port } = splitAddress(address);
-      return { name: `protokv (${store}, via ${how})`, pid: child.pid!, host, port, dataDir, stop: () => stopChild(child) };
-    } catch (err) {
-      lastError = err;
-      await stopChild(child);
-      if (how === 'protokv serve') {
-        serveCli = false;
-        log(`protokv serve is not usable (${(err as Error).message}); starting the server from bench/server-child instead`);
-      }
-    }
-  }
-  throw new Error(`cannot start protokv: ${(lastError as Error).message}`);
 }
 
 async function freePort(): Promise<number> {
@@ -218,7 +238,7 @@ async function startRedis(durable: boolean): Promise<Server> {
     const port = await freePort();
     const persistence = durable ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
     const child = track(
-      spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--daemonize', 'no'], {
+      spawnOn(SERVER_CPU, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir, '--daemonize', 'no'], {
         stdio: ['ignore', 'ignore', 'pipe'],
       }),
     );
@@ -234,13 +254,8 @@ async function startRedis(durable: boolean): Promise<Server> {
           await sleep(50);
         }
       }
-      return {
-        name: durable ? 'redis (appendfsync always)' : 'redis (no persistence)',
-        pid: child.pid!,
-        host: '127.0.0.1',
-        port,
-        stop: () => stopChild(child),
-      };
+      const name = durable ? 'redis (appendfsync always)' : 'redis (no persistence)';
+      return { name, pid: child.pid!, host: '127.0.0.1', port, stop: () => stopChild(child), check: watchServer(child, name) };
     } catch (err) {
       await stopChild(child);
       if (attempt >= 2) throw err;
@@ -369,6 +384,8 @@ interface Measurement {
   serverCpuPercent?: number;
   /** The load generator's own CPU, in percent of one core (protokv bench only). */
   generatorCpuPercent?: number;
+  /** CPU used by everything else on the machine during the run, in percent of one core. */
+  foreignCpuPercent?: number;
 }
 
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
@@ -382,26 +399,47 @@ function cpuSeconds(pid: number): number {
 }
 
 /** Runs `measure` and adds the server's CPU use over it. */
+/** CPU seconds every CPU of the machine has spent busy (user, nice, system, and stolen by the hypervisor). */
+function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f[0] + f[1] + f[2] + (f[7] ?? 0)) / CLOCK_TICKS;
+}
+
+/** CPU seconds of this process and of its children that have exited (the load generators). */
+function ownSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+}
+
+/**
+ * Runs `measure` and adds the server's CPU use over it, and how much CPU the rest of the machine
+ * used meanwhile (other programs, or the hypervisor): runs with much of it were disturbed.
+ */
 async function withServerCpu<M extends Measurement>(server: Server, seconds: (m: M) => number, measure: () => Promise<M>): Promise<M> {
+  server.check?.();
   const before = cpuSeconds(server.pid);
+  const busyBefore = machineBusySeconds();
+  const ownBefore = ownSeconds();
+  const started = performance.now();
   const m = await measure();
+  server.check?.();
+  const wall = (performance.now() - started) / 1000;
   const used = cpuSeconds(server.pid) - before;
+  const foreign = machineBusySeconds() - busyBefore - used - (ownSeconds() - ownBefore);
   const duration = seconds(m);
-  return { ...m, serverCpuPercent: duration > 0 ? Math.round((used * 100) / duration) : 0 };
+  return {
+    ...m,
+    serverCpuPercent: duration > 0 ? Math.round((used * 100) / duration) : 0,
+    foreignCpuPercent: Math.max(0, Math.round((foreign * 100) / wall)),
+  };
 }
 
-/** How to start `protokv bench`: the CLI when it is wired, else the bench module on its own. */
-function benchEntry(): string[] {
-  const help = spawnSync(process.execPath, [join(ROOT, 'bin/protokv.js'), 'bench', '--help'], { encoding: 'utf8' });
-  if (help.status === 0 && help.stdout.includes('protokv bench')) return [join(ROOT, 'bin/protokv.js'), 'bench'];
-  return [join(ROOT, 'dist/src/bench/main.js')];
-}
-
-let benchCommandLine: string[] | undefined;
+const BENCH_COMMAND = [join(ROOT, 'bin/protokv.js'), 'bench'];
 
 function runChild(command: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = track(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const child = track(spawnOn(CLIENT_CPU, command, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -412,9 +450,8 @@ function runChild(command: string, args: string[]): Promise<{ code: number | nul
 }
 
 async function protokvBench(server: { host: string; port: number }, cell: Cell, extra: string[] = []): Promise<Measurement & { report: BenchReport }> {
-  benchCommandLine ??= benchEntry();
   const args = [
-    ...benchCommandLine,
+    ...BENCH_COMMAND,
     '--server', `${server.host}:${server.port}`,
     '--command', cell.command,
     '--connections', String(cell.connections),
@@ -468,11 +505,63 @@ async function redisBench(server: Server, cell: Cell): Promise<Measurement> {
 // ---------------------------------------------------------------------------------------------
 // Measurements
 
-interface MatrixRow {
+interface MatrixRow extends Pair {
   group: string;
   cell: Cell;
+}
+
+interface Pair {
   protokv: Measurement;
   redis: Measurement | undefined;
+  /** Kept although other load on the machine disturbed it. */
+  disturbed?: boolean;
+}
+
+/** A run is disturbed when the rest of the machine used more than this much CPU (% of one core). */
+const DISTURBED_PERCENT = 25;
+/** Attempts at an undisturbed run before keeping a disturbed one. */
+const ATTEMPTS = 3;
+/** Longest total time spent waiting for the machine to calm down. */
+let quietBudgetMs = quick ? 30_000 : 180_000;
+/** Runs kept although disturbed; marked in the tables. */
+let disturbedKept = 0;
+
+function isDisturbed(...runs: (Measurement | undefined)[]): boolean {
+  return runs.some((m) => (m?.foreignCpuPercent ?? 0) > DISTURBED_PERCENT);
+}
+
+/** Waits (within the budget) until the machine's other CPU use over one second is low. */
+async function waitForQuiet(): Promise<void> {
+  while (quietBudgetMs > 0) {
+    const busy = machineBusySeconds();
+    const own = ownSeconds();
+    await sleep(1000);
+    quietBudgetMs -= 1000;
+    // Idle servers use next to nothing, so what is busy now is someone else.
+    const other = (machineBusySeconds() - busy - (ownSeconds() - own)) * 100;
+    if (other <= DISTURBED_PERCENT) return;
+    log(`the machine is busy (other CPU ${Math.round(other)}%); waiting`);
+  }
+}
+
+/** Runs `measure` until a run is not disturbed by other load (at most {@link ATTEMPTS} times). */
+async function undisturbed<T extends object>(
+  label: string,
+  measure: () => Promise<T>,
+  runsOf: (t: T) => (Measurement | undefined)[],
+): Promise<T & { disturbed?: boolean }> {
+  for (let attempt = 1; ; attempt++) {
+    await waitForQuiet();
+    const result = await measure();
+    if (!isDisturbed(...runsOf(result))) return result;
+    // Once the waiting budget is spent the machine is evidently busy for good: stop retrying.
+    if (attempt >= ATTEMPTS || quietBudgetMs <= 0) {
+      disturbedKept++;
+      log(`${label}: still disturbed by other load after ${attempt} attempt(s); keeping the last one (marked †)`);
+      return { ...result, disturbed: true };
+    }
+    log(`${label}: disturbed by other load; measuring again`);
+  }
 }
 
 async function matrix(group: string, protokv: Server, redis: Server | undefined): Promise<MatrixRow[]> {
@@ -487,27 +576,38 @@ async function matrix(group: string, protokv: Server, redis: Server | undefined)
   }
   for (const [i, cell] of CELLS.entries()) {
     const label = `${group}: ${cell.command.toUpperCase()} c${cell.connections} P${cell.pipeline} n${cell.requests}`;
-    const ps: Measurement[] = [];
-    const rs: Measurement[] = [];
+    const pairs: Pair[] = [];
     for (let rep = 0; rep < REPEAT; rep++) {
       // Alternate which goes first, so neither always runs on a warmer (or hotter) machine.
       const order = (i + rep) % 2 === 0 ? ['protokv', 'redis'] : ['redis', 'protokv'];
-      for (const who of order) {
-        if (who === 'protokv') {
-          const p = await withServerCpu(protokv, (m) => m.report.durationSec, () => protokvBench(protokv, cell));
-          ps.push(p);
-          log(
-            `${label}: protokv ${p.opsPerSec.toLocaleString('en-US')} ops/s, p99 ${p.p99Ms} ms, ${p.errors} errors, ` +
-              `server CPU ${p.serverCpuPercent}%, generator CPU ${p.generatorCpuPercent}%`,
-          );
-        } else if (redis !== undefined) {
-          const r = await withServerCpu(redis, (m) => (m.opsPerSec > 0 ? cell.requests / m.opsPerSec : 0), () => redisBench(redis, cell));
-          rs.push(r);
-          log(`${label}: redis ${r.opsPerSec.toLocaleString('en-US')} ops/s, p99 ${r.p99Ms} ms, server CPU ${r.serverCpuPercent}%`);
-        }
-      }
+      pairs.push(
+        await undisturbed(label, async () => {
+          let p: Measurement | undefined;
+          let r: Measurement | undefined;
+          for (const who of order) {
+            if (who === 'protokv') {
+              p = await withServerCpu(protokv, (m) => m.report.durationSec, () => protokvBench(protokv, cell));
+              log(
+                `${label}: protokv ${p.opsPerSec.toLocaleString('en-US')} ops/s, p99 ${p.p99Ms} ms, ${p.errors} errors, ` +
+                  `server CPU ${p.serverCpuPercent}%, generator CPU ${p.generatorCpuPercent}%, other CPU ${p.foreignCpuPercent}%`,
+              );
+            } else if (redis !== undefined) {
+              r = await withServerCpu(redis, (m) => (m.opsPerSec > 0 ? cell.requests / m.opsPerSec : 0), () => redisBench(redis, cell));
+              log(
+                `${label}: redis ${r.opsPerSec.toLocaleString('en-US')} ops/s, p99 ${r.p99Ms} ms, server CPU ${r.serverCpuPercent}%, ` +
+                  `other CPU ${r.foreignCpuPercent}%`,
+              );
+            }
+          }
+          return { protokv: p!, redis: r };
+        }, (pair) => [pair.protokv, pair.redis]),
+      );
     }
-    rows.push({ group, cell, protokv: median(ps)!, redis: median(rs) });
+    // Runs of one repetition ran back to back, under the same machine conditions: keep pairs
+    // together and report the pair with the median ratio.
+    const key = (x: Pair): number => (x.redis === undefined ? x.protokv.opsPerSec : x.protokv.opsPerSec / Math.max(1, x.redis.opsPerSec));
+    const chosen = [...pairs].sort((a, b) => key(a) - key(b))[Math.floor((pairs.length - 1) / 2)];
+    rows.push({ group, cell, ...chosen });
   }
   return rows;
 }
@@ -606,18 +706,31 @@ async function memoryPerField(redisAvailable: boolean): Promise<MemoryRow[]> {
   return rows;
 }
 
-async function generatorCeiling(): Promise<{ cell: Cell; report: BenchReport }[]> {
-  const child = track(spawn(process.execPath, [join(ROOT, 'dist/bench/null-server.js')], { stdio: ['ignore', 'pipe', 'pipe'] }));
+async function generatorCeiling(): Promise<{ cell: Cell; run: Measurement & { report: BenchReport; disturbed?: boolean } }[]> {
+  const child = track(spawnOn(SERVER_CPU, process.execPath, [join(ROOT, 'dist/bench/null-server.js')], { stdio: ['ignore', 'pipe', 'pipe'] }));
   const { host, port } = splitAddress(await waitForListening(child, 10_000));
-  const out: { cell: Cell; report: BenchReport }[] = [];
+  const server: Server = { name: 'null server', pid: child.pid!, host, port, stop: () => stopChild(child), check: watchServer(child, 'null server') };
+  const out: { cell: Cell; run: Measurement & { report: BenchReport; disturbed?: boolean } }[] = [];
   try {
     for (const cell of CELLS) {
-      const { report } = await protokvBench({ host, port }, cell, ['--no-preload']);
-      log(`null server: ${cell.command.toUpperCase()} c${cell.connections} P${cell.pipeline}: ${report.opsPerSec.toLocaleString('en-US')} ops/s`);
-      out.push({ cell, report });
+      const runs: (Measurement & { report: BenchReport; disturbed?: boolean })[] = [];
+      for (let rep = 0; rep < REPEAT; rep++) {
+        const label = `null server: ${cell.command.toUpperCase()} c${cell.connections} P${cell.pipeline}`;
+        const run = await undisturbed(
+          label,
+          () => withServerCpu(server, (m) => m.report.durationSec, () => protokvBench(server, cell, ['--no-preload'])),
+          (m) => [m],
+        );
+        log(
+          `${label}: ${run.opsPerSec.toLocaleString('en-US')} ops/s, ` +
+            `server CPU ${run.serverCpuPercent}%, generator CPU ${run.generatorCpuPercent}%, other CPU ${run.foreignCpuPercent}%`,
+        );
+        runs.push(run);
+      }
+      out.push({ cell, run: median(runs)! });
     }
   } finally {
-    await stopChild(child);
+    await server.stop();
   }
   return out;
 }
@@ -633,12 +746,17 @@ function machine(): string {
   const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown';
   const redis = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   const redisVersion = redis.status === 0 ? (/v=(\S+)/.exec(redis.stdout)?.[1] ?? redis.stdout.trim()) : 'not installed';
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' });
+  const commit = head.status === 0 ? `${head.stdout.trim()}${dirty.stdout.trim() === '' ? '' : ' (with local changes)'}` : 'unknown';
   return [
+    `- protokv commit ${commit}`,
     `- CPU: ${model}, ${os.cpus().length} cores (shared by server and load generator)`,
     `- Memory: ${mib(os.totalmem())}`,
     `- OS: ${os.type()} ${os.release()}`,
     `- Node ${process.version}; Redis ${redisVersion}`,
     `- Keyspace ${KEYSPACE.toLocaleString('en-US')} keys (12-digit), ${VALUE_SIZE}-byte values, everything on 127.0.0.1`,
+    PIN ? `- Servers pinned to CPU ${SERVER_CPU}, load generators to CPU ${CLIENT_CPU} (taskset)` : '- No CPU pinning',
   ].join('\n');
 }
 
@@ -647,11 +765,11 @@ function matrixTable(rows: MatrixRow[]): string {
     '| store | command | connections | pipeline | protokv ops/s | protokv p99 ms | redis ops/s | redis p99 ms | protokv/redis |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
-  for (const { group, cell, protokv, redis } of rows) {
+  for (const { group, cell, protokv, redis, disturbed } of rows) {
     const errs = protokv.errors > 0 ? ` (${protokv.errors} errors)` : '';
     const ratio = redis === undefined || redis.opsPerSec === 0 ? 'n/a' : `${(protokv.opsPerSec / redis.opsPerSec).toFixed(2)}×`;
     out.push(
-      `| ${group} | ${cell.command.toUpperCase()} | ${cell.connections} | ${cell.pipeline} | ${num(protokv.opsPerSec)}${errs} | ${protokv.p99Ms.toFixed(2)} | ` +
+      `| ${group}${disturbed === true ? ' †' : ''} | ${cell.command.toUpperCase()} | ${cell.connections} | ${cell.pipeline} | ${num(protokv.opsPerSec)}${errs} | ${protokv.p99Ms.toFixed(2)} | ` +
         `${redis === undefined ? 'n/a' : num(redis.opsPerSec)} | ${redis === undefined ? 'n/a' : redis.p99Ms.toFixed(2)} | ${ratio} |`,
     );
   }
@@ -660,14 +778,14 @@ function matrixTable(rows: MatrixRow[]): string {
 
 function cpuTable(rows: MatrixRow[]): string {
   const out = [
-    '| store | command | connections | pipeline | protokv server CPU | protokv bench CPU | redis server CPU |',
-    '|---|---|---:|---:|---:|---:|---:|',
+    '| store | command | connections | pipeline | protokv server CPU | protokv bench CPU | redis server CPU | other CPU (protokv / redis run) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
   ];
   const pct = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v}%`);
   for (const { group, cell, protokv, redis } of rows) {
     out.push(
       `| ${group} | ${cell.command.toUpperCase()} | ${cell.connections} | ${cell.pipeline} | ${pct(protokv.serverCpuPercent)} | ` +
-        `${pct(protokv.generatorCpuPercent)} | ${pct(redis?.serverCpuPercent)} |`,
+        `${pct(protokv.generatorCpuPercent)} | ${pct(redis?.serverCpuPercent)} | ${pct(protokv.foreignCpuPercent)} / ${pct(redis?.foreignCpuPercent)} |`,
     );
   }
   return out.join('\n');
@@ -711,17 +829,24 @@ async function main(): Promise<void> {
       'Redis with `appendonly yes`, `appendfsync always`; in both, a write is acknowledged once it is on disk.\n\n' +
       matrixTable(rows) +
       '\n\nCPU use during those runs, in percent of one core (user + system; the server figure is approximate: ' +
-      'it includes connecting and, for HGET, loading the keyspace). The machine has ' + String(os.cpus().length) + ' cores for ' +
-      'server and load generator together.\n\n' +
+      'it includes connecting and, for HGET, loading the keyspace). "Other CPU" is what the rest of the machine used meanwhile ' +
+      `(other programs, the kernel's own threads, the hypervisor); runs with more than ${DISTURBED_PERCENT}% were measured again ` +
+      `(up to ${ATTEMPTS} times) and rows marked † kept a disturbed run.\n\n` +
       cpuTable(rows),
   );
 
   const ceiling = await generatorCeiling();
   sections.push(
     '## Load generator ceiling\n\n`protokv bench` against a server that answers every frame with a constant pre-encoded 200 ' +
-      'response and does nothing else (`bench/null-server.ts`).\n\n' +
-      '| command | connections | pipeline | ops/s | p99 ms |\n|---|---:|---:|---:|---:|\n' +
-      ceiling.map(({ cell, report }) => `| ${cell.command.toUpperCase()} | ${cell.connections} | ${cell.pipeline} | ${num(report.opsPerSec)} | ${report.p99Ms.toFixed(2)} |`).join('\n'),
+      'response and does nothing else (`bench/null-server.ts`, also a Node process).\n\n' +
+      '| command | connections | pipeline | ops/s | p99 ms | null server CPU | protokv bench CPU | other CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|\n' +
+      ceiling
+        .map(
+          ({ cell, run }) =>
+            `| ${cell.command.toUpperCase()}${run.disturbed === true ? ' †' : ''} | ${cell.connections} | ${cell.pipeline} | ${num(run.opsPerSec)} | ` +
+            `${run.p99Ms.toFixed(2)} | ${run.serverCpuPercent}% | ${run.generatorCpuPercent}% | ${run.foreignCpuPercent}% |`,
+        )
+        .join('\n'),
   );
 
   if (flags['skip-memory'] !== true) {
@@ -732,7 +857,13 @@ async function main(): Promise<void> {
         memRows.map((r) => `| ${r.system} | ${r.measure} | ${r.bytes.toFixed(0)} |`).join('\n'),
     );
   }
-  const options = [quick ? '--quick' : '', REPEAT > 1 ? `--repeat ${REPEAT} (median run shown)` : ''].filter(Boolean).join(', ');
+  if (disturbedKept > 0) {
+    sections.push(
+      `${disturbedKept} run(s) stayed disturbed by other load after retrying; rows marked † show one of them ` +
+        '(unmarked rows show undisturbed runs).',
+    );
+  }
+  const options = [quick ? '--quick' : '', REPEAT > 1 ? `--repeat ${REPEAT}: the repetition with the median ratio is shown` : ''].filter(Boolean).join(', ');
   sections.push(`Total run time: ${Math.round((Date.now() - started) / 1000)} s${options ? ` (${options})` : ''}.`);
   process.stdout.write(`${sections.join('\n\n')}\n`);
 }

@@ -1,14 +1,16 @@
 /**
  * In-process throughput of the command engine, without any network: `Service.execute` for
- * HSET and HGET on the memory store and on the persistent (LMDB) store, plus the full per-request
- * CPU path of the server (decode → execute → encode → frame) on the memory store.
+ * HSET and HGET on the memory store and on the persistent (LMDB) store, plus the server's whole
+ * per-request CPU path apart from I/O (decode → execute → encode the response frame) on the
+ * memory store.
  *
  * For LMDB writes two numbers matter: a client awaiting each write before the next pays one disk
  * sync per write, while many writes in flight share a transaction and a sync (group commit).
  *
  * `npm run bench:engine` (add `-- --quick` for a shorter run). Prints a markdown table.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -17,8 +19,8 @@ import { MemoryStore } from '../src/storage/memory.js';
 import { LmdbStore } from '../src/storage/lmdb.js';
 import { isPromise } from '../src/storage/store.js';
 import { requests } from '../src/protocol/requests.js';
-import { decodeRequest, encodeRequest, encodeResponse } from '../src/protocol/wire.js';
-import { encodeFrame } from '../src/codec/frame.js';
+import { decodeRequest, encodeRequest } from '../src/protocol/wire.js';
+import { encodeResponseFrame } from '../src/protocol/response-encoder.js';
 import type { CommandRequest, CommandResponse } from '../src/protocol/generated/abi.js';
 import { benchValue, keyName } from '../src/bench/workload.js';
 
@@ -35,13 +37,32 @@ interface Row {
   mode: string;
   ops: number;
   seconds: number;
+  /** CPU the rest of the machine used meanwhile, in percent of one core: high means disturbed. */
+  otherCpu: number;
 }
 
 const rows: Row[] = [];
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+
+/** Busy CPU seconds of the whole machine, and of this process. */
+function cpuSnapshot(): { machine: number; own: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const own = process.cpuUsage();
+  return { machine: (f[0] + f[1] + f[2] + (f[7] ?? 0)) / CLOCK_TICKS, own: (own.user + own.system) / 1e6 };
+}
+
+let snapshot = cpuSnapshot();
+
+/** Marks the start of a measurement (for the "other CPU" column). */
+function begin(): void {
+  snapshot = cpuSnapshot();
+}
 
 function record(store: string, operation: string, mode: string, ops: number, ms: number): void {
-  rows.push({ store, operation, mode, ops, seconds: ms / 1000 });
-  process.stderr.write(`${store} ${operation} ${mode}: ${Math.round((ops * 1000) / ms).toLocaleString('en-US')} ops/s\n`);
+  const now = cpuSnapshot();
+  const other = Math.max(0, Math.round(((now.machine - snapshot.machine - (now.own - snapshot.own)) * 100 * 1000) / ms));
+  rows.push({ store, operation, mode, ops, seconds: ms / 1000, otherCpu: other });
+  process.stderr.write(`${store} ${operation} ${mode}: ${Math.round((ops * 1000) / ms).toLocaleString('en-US')} ops/s (other CPU ${other}%)\n`);
 }
 
 const hsets = Array.from({ length: KEYSPACE }, (_, i) => requests.hset(TABLE, keyName(i), VALUE));
@@ -55,6 +76,7 @@ function timeSync(step: (i: number) => unknown): [number, number] {
   const round = 10_000;
   // Warm-up, so the optimizing compiler has seen the path before we time it.
   for (let i = 0; i < round * 5; i++) step(i % KEYSPACE);
+  begin();
   let ops = 0;
   const start = performance.now();
   let now = start;
@@ -78,21 +100,21 @@ async function memory(): Promise<void> {
   [ops, ms] = timeSync((i) => expectOk(service.execute(hgets[i])));
   record('memory', 'HGET', 'Service.execute', ops, ms);
 
-  // What a server does per request besides I/O: decode the payload, execute, encode and frame.
+  // What the server does per request besides I/O: decode the payload, execute, encode the frame.
   const hgetPayloads = hgets.map((r) => Buffer.from(encodeRequest(r)));
   [ops, ms] = timeSync((i) => {
     const response = service.execute(decodeRequest(hgetPayloads[i]));
     if (isPromise(response)) throw new Error('expected a synchronous response');
-    return encodeFrame(encodeResponse(response));
+    return encodeResponseFrame(response);
   });
-  record('memory', 'HGET', 'decode + execute + encode + frame', ops, ms);
+  record('memory', 'HGET', 'decode + execute + encode frame', ops, ms);
   const hsetPayloads = hsets.map((r) => Buffer.from(encodeRequest(r)));
   [ops, ms] = timeSync((i) => {
     const response = service.execute(decodeRequest(hsetPayloads[i]));
     if (isPromise(response)) throw new Error('expected a synchronous response');
-    return encodeFrame(encodeResponse(response));
+    return encodeResponseFrame(response);
   });
-  record('memory', 'HSET', 'decode + execute + encode + frame', ops, ms);
+  record('memory', 'HSET', 'decode + execute + encode frame', ops, ms);
   await service.close();
 }
 
@@ -121,6 +143,7 @@ async function lmdb(): Promise<void> {
 async function timeAsync(store: string, operation: string, mode: string, inFlight: number, ms: number, service: Service): Promise<void> {
   let issued = 0;
   let done = 0;
+  begin();
   const start = performance.now();
   const deadline = start + ms;
   const lane = async (): Promise<void> => {
@@ -136,14 +159,17 @@ async function timeAsync(store: string, operation: string, mode: string, inFligh
 }
 
 function table(): string {
-  const out = ['| store | operation | mode | ops | seconds | ops/s |', '|---|---|---|---:|---:|---:|'];
+  const out = ['| store | operation | mode | ops | seconds | ops/s | other CPU |', '|---|---|---|---:|---:|---:|---:|'];
   for (const r of rows) {
     const rate = Math.round(r.ops / r.seconds).toLocaleString('en-US');
-    out.push(`| ${r.store} | ${r.operation} | ${r.mode} | ${r.ops.toLocaleString('en-US')} | ${r.seconds.toFixed(2)} | ${rate} |`);
+    out.push(`| ${r.store} | ${r.operation} | ${r.mode} | ${r.ops.toLocaleString('en-US')} | ${r.seconds.toFixed(2)} | ${rate} | ${r.otherCpu}% |`);
   }
   return out.join('\n');
 }
 
 await memory();
 await lmdb();
-process.stdout.write(`\nprotokv engine, Node ${process.version}, ${KEYSPACE} keys, 32-byte string values\n\n${table()}\n`);
+process.stdout.write(
+  `\nprotokv engine, Node ${process.version}, ${KEYSPACE} keys, 32-byte string values. "Other CPU" is what the rest of the ` +
+    `machine used during the measurement (percent of one core); a high value means the row was disturbed.\n\n${table()}\n`,
+);

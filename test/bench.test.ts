@@ -119,6 +119,17 @@ test('protokv bench over TLS', async () => {
   }
 });
 
+test('protokv bench over yamux: all streams on one connection', async () => {
+  const running = await startServer({ mux: 'yamux' });
+  try {
+    const { code, report } = await runJson(['--server', `127.0.0.1:${running.port}`, '--mux', 'yamux', '--command', 'mix', '--requests', '2000', '-c', '8', '-P', '4']);
+    assert.equal(code, 0);
+    checkReport(report, { mux: 'yamux', connections: 8, requests: 2000 });
+  } finally {
+    await running.close();
+  }
+});
+
 describe('protokv bench command line', () => {
   test('a bad flag is refused with exit code 2 and a clear message', async () => {
     for (const argv of [

@@ -45,11 +45,14 @@ export async function runBench(options: BenchOptions, output: BenchOutput): Prom
     let preloaded = 0;
     if (needsPreload(options.command) && !options.noPreload) {
       const stream = await set.extra();
-      if (output.stderr.isTTY === true) output.stderr.write(`loading the keyspace into ${address}…\r`);
+      const tty = output.stderr.isTTY === true;
+      if (tty) output.stderr.write(`loading the keyspace into ${address}…`);
       try {
         preloaded = await preload(stream, spec);
       } catch (err) {
         throw new BenchSetupError(`loading the keyspace into ${address} failed: ${(err as Error).message}`);
+      } finally {
+        if (tty) output.stderr.write('\r\x1b[K');
       }
     }
     const cpuBefore = process.cpuUsage();

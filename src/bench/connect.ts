@@ -2,11 +2,10 @@
  * Opening the benchmark's streams: plain TCP or TLS connections, one stream each, or one
  * connection carrying every stream over yamux.
  */
-import net from 'node:net';
-import tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import type { BenchMux } from './options.js';
+import { openSocket } from '../client/socket.js';
 
 /** Where and how to connect; TLS material is already loaded. */
 export interface BenchTarget {
@@ -22,47 +21,6 @@ export async function loadTls(files: { ca?: string; cert?: string; key?: string;
   const read = (f: string | undefined) => (f === undefined ? undefined : readFile(f));
   const [ca, cert, key] = await Promise.all([read(files.ca), read(files.cert), read(files.key)]);
   return { ca, cert, key, servername: files.servername };
-}
-
-/** One TCP or TLS connection, ready for frames (no Nagle delay: latency is what we measure). */
-export function openConnection(target: BenchTarget): Promise<net.Socket> {
-  const { host, port } = target;
-  const timeout = target.connectTimeoutMs ?? 10_000;
-  return new Promise((resolve, reject) => {
-    let socket: net.Socket;
-    const t = target.tls;
-    if (t !== undefined) {
-      const ip = net.isIP(host) !== 0;
-      socket = tls.connect({
-        host,
-        port,
-        ca: t.ca,
-        cert: t.cert,
-        key: t.key,
-        minVersion: 'TLSv1.2',
-        servername: t.servername ?? (ip ? undefined : host),
-        // An IP address is not sent as SNI, but the certificate must still match it.
-        ...(t.servername === undefined && ip ? { checkServerIdentity: (_h: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(host, cert) } : {}),
-      });
-      socket.once('secureConnect', ready);
-    } else {
-      socket = net.connect({ host, port });
-      socket.once('connect', ready);
-    }
-    const timer = setTimeout(() => fail(new Error(`connecting to ${host}:${port} timed out after ${timeout} ms`)), timeout);
-    socket.once('error', fail);
-    function fail(err: Error): void {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(err);
-    }
-    function ready(): void {
-      clearTimeout(timer);
-      socket.off('error', fail);
-      socket.setNoDelay(true);
-      resolve(socket);
-    }
-  });
 }
 
 /** Streams for a run, and how to release them. */
@@ -83,7 +41,7 @@ export async function openStreams(target: BenchTarget, count: number): Promise<S
 }
 
 async function openPlainStreams(target: BenchTarget, count: number): Promise<StreamSet> {
-  const settled = await Promise.allSettled(Array.from({ length: count }, () => openConnection(target)));
+  const settled = await Promise.allSettled(Array.from({ length: count }, () => openSocket(target)));
   const streams: Duplex[] = [];
   const failures: Error[] = [];
   for (const s of settled) {
@@ -95,7 +53,7 @@ async function openPlainStreams(target: BenchTarget, count: number): Promise<Str
     streams,
     failures,
     async extra() {
-      const s = await openConnection(target);
+      const s = await openSocket(target);
       extras.push(s);
       return s;
     },
@@ -105,9 +63,27 @@ async function openPlainStreams(target: BenchTarget, count: number): Promise<Str
 
 async function openYamuxStreams(target: BenchTarget, count: number): Promise<StreamSet> {
   const { YamuxSession } = await import('../transport/yamux.js');
-  const socket = await openConnection(target);
+  const socket = await openSocket(target);
   const session = new YamuxSession(socket, 'client', { keepAliveMs: false });
   session.on('error', () => {});
+  // A server without yamux reads our frames as a protokv frame header and waits forever; a ping
+  // tells the two apart before any load is generated.
+  const timeout = target.connectTimeoutMs ?? 10_000;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      session.ping(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no yamux answer within ${timeout} ms (is the server listening with --mux yamux?)`)), timeout);
+      }),
+    ]);
+  } catch (err) {
+    session.destroy();
+    socket.destroy();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
   const streams: Duplex[] = Array.from({ length: count }, () => session.open());
   const extras: Duplex[] = [];
   return {

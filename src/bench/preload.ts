@@ -12,6 +12,8 @@ import { benchValue, hashCount, hashTable, keyName, type WorkloadSpec } from './
 const BATCH = 1000;
 /** HMSETs in flight while loading. */
 const WINDOW = 32;
+/** Give up when the server answers nothing for this long. */
+const STALL_MS = 30_000;
 
 /** Whether a workload reads keys that must exist first. */
 export function needsPreload(command: WorkloadSpec['command']): boolean {
@@ -23,14 +25,21 @@ export async function preload(stream: Duplex, spec: WorkloadSpec): Promise<numbe
   const channel = new Channel(stream);
   const value = benchValue(spec.valueSize);
   let written = 0;
+  let answeredAt = Date.now();
+  const watchdog = setInterval(() => {
+    if (Date.now() - answeredAt > STALL_MS) channel.destroy(new Error(`no answer from the server for ${STALL_MS / 1000} s`));
+  }, 1000);
+  watchdog.unref();
   try {
     await runWindowed(batches(spec, value), (request, size) =>
       channel.request(request).then((response) => {
-        if (response.status !== 200) throw new Error(`loading the keyspace failed: ${response.status} ${response.message}`);
+        answeredAt = Date.now();
+        if (response.status !== 200) throw new Error(`status ${response.status}: ${response.message}`);
         written += size;
       }),
     );
   } finally {
+    clearInterval(watchdog);
     channel.end();
     await Promise.race([channel.closed, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
     channel.destroy();

@@ -76,7 +76,7 @@ export function summarize(
     connectionErrors,
     lostRequests: result.lostRequests,
     preloaded,
-    generatorCpuPercent: Math.round((cpu.user + cpu.system) / 10 / result.elapsedMs),
+    generatorCpuPercent: Math.round((cpu.user + cpu.system) / 10 / result.wallMs),
   };
   if (result.aborted !== undefined) report.aborted = result.aborted;
   return report;

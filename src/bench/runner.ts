@@ -53,6 +53,8 @@ export interface RunResult {
   lostRequests: number;
   /** From the first request sent to the last response received. */
   elapsedMs: number;
+  /** From the first request sent to the end of the run (includes waiting after the last response). */
+  wallMs: number;
   histogram: LatencyHistogram;
   /** Why the run ended early, if it did. */
   aborted: string | undefined;
@@ -186,6 +188,7 @@ class Run {
       connectionErrors: this.connectionErrors,
       lostRequests: this.lostRequests,
       elapsedMs: Math.max(this.lastResponseAt - this.startedAt, 0.001),
+      wallMs: Math.max(performance.now() - this.startedAt, 0.001),
       histogram: this.histogram,
       aborted,
     });

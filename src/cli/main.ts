@@ -16,6 +16,7 @@ function usage(): string {
   const rows: [string, string][] = [
     ['serve [options]', 'run the server (protokv serve --help for its settings)'],
     ['cert --out DIR', 'create a CA, a server and a client certificate'],
+    ['bench [options]', 'measure a server: throughput and latency (protokv bench --help)'],
     ...Object.values(CLIENT_COMMANDS).map((c): [string, string] => [c.usage, c.summary]),
     ['subscribe TOPIC', 'print messages published to TOPIC until Ctrl-C'],
   ];
@@ -42,6 +43,11 @@ async function main(argv: string[]): Promise<number> {
       return serveCommand(rest);
     case 'cert':
       return certCommand(rest);
+    case 'bench': {
+      // Loaded on demand: only the benchmark needs the histogram library.
+      const { benchCommand } = await import('./bench.js');
+      return benchCommand(rest);
+    }
     case 'subscribe':
       return subscribeCommand(rest);
     default:

@@ -10,8 +10,6 @@
  * await kv.close();
  * ```
  */
-import net from 'node:net';
-import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { CommandRequest, CommandResponse } from '../protocol/generated/abi.js';
 import { requests } from '../protocol/requests.js';
@@ -19,6 +17,7 @@ import { fromValue, pairsToMap, type KvValue } from '../protocol/values.js';
 import { Channel } from './channel.js';
 import { ProtokvError, ProtocolError } from './errors.js';
 import { Subscription } from './subscription.js';
+import { openSocket } from './socket.js';
 import { YamuxSession } from '../transport/yamux.js';
 
 export interface TlsClientOptions {
@@ -61,44 +60,6 @@ export async function connect(options: ConnectOptions = {}): Promise<KvClient> {
     );
   }
   return new KvClient(new Channel(socket, options.maxFrameSize), () => openSocket(options), options);
-}
-
-async function openSocket(options: ConnectOptions): Promise<Duplex> {
-  const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? 9527;
-  const timeout = options.connectTimeoutMs ?? 10_000;
-  return new Promise((resolve, reject) => {
-    let socket: net.Socket;
-    const onError = (err: Error): void => {
-      socket.destroy();
-      reject(err);
-    };
-    if (options.tls) {
-      const t = options.tls === true ? {} : options.tls;
-      socket = tls.connect({
-        host,
-        port,
-        ca: t.ca,
-        cert: t.cert,
-        key: t.key,
-        servername: t.servername ?? (net.isIP(host) ? undefined : host),
-        minVersion: 'TLSv1.2',
-        ...(t.servername === undefined && net.isIP(host) ? { checkServerIdentity: (_h, cert) => tls.checkServerIdentity(host, cert) } : {}),
-      });
-      socket.once('secureConnect', () => ready());
-    } else {
-      socket = net.connect({ host, port });
-      socket.once('connect', () => ready());
-    }
-    const timer = setTimeout(() => onError(new Error(`connecting to ${host}:${port} timed out after ${timeout} ms`)), timeout);
-    socket.once('error', onError);
-    function ready(): void {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      socket.setNoDelay(true);
-      resolve(socket);
-    }
-  });
 }
 
 /** Throws the server's error for a non-2xx response. */
