@@ -233,7 +233,8 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
       const slot = queue.shift()!;
       this.#write(slot.response!, slot.frame);
     }
-    this.#flush();
+    // No flush here: the writes of one commit resolve together, and the flush #write scheduled
+    // runs after all of them, so they leave in one write instead of one each.
     this.#maybeResume();
   }
 
