@@ -1,86 +1,71 @@
 /** The end-to-end suite: every command over real sockets through the client library, per transport. */
-import { describe, test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProtokvError } from '../src/client/errors.js';
-import type { KvClient } from '../src/client/client.js';
 import type { KvValue } from '../src/protocol/values.js';
-import { TRANSPORTS } from './helpers/transports.js';
-import type { Running } from './helpers/server.js';
+import { forEachTransport } from './helpers/transports.js';
 
-for (const [name, start] of Object.entries(TRANSPORTS)) {
-  describe(`end to end over ${name}`, () => {
-    let running: Running;
-    let kv: KvClient;
-    before(async () => {
-      running = await start();
-      kv = await running.client();
-    });
-    after(async () => {
-      await kv.close();
-      await running.close();
-    });
-
-    test('HSET / HGET / HDEL / HEXIST with typed values', async () => {
-      assert.equal(await kv.hset('users', 'ada', 'Lovelace'), null);
-      assert.equal(await kv.hset('users', 'ada', 1815n), 'Lovelace');
-      assert.equal(await kv.hget('users', 'ada'), 1815n);
-      assert.equal(await kv.hexist('users', 'ada'), true);
-      assert.equal(await kv.hdel('users', 'ada'), 1815n);
-      assert.equal(await kv.hexist('users', 'ada'), false);
-      assert.equal(await kv.hget('users', 'ada'), undefined);
-      assert.equal(await kv.hdel('users', 'ada'), null);
-    });
-
-    test('HMSET / HMGET / HGETALL / HMEXIST / HMDEL', async () => {
-      const bytes = Buffer.from([1, 2, 3]);
-      assert.deepEqual(await kv.hmset('m', { s: 'x', i: -5n, f: 0.25, b: false, y: bytes, e: null }), [null, null, null, null, null, null]);
-      assert.deepEqual(await kv.hmget('m', ['i', 'nope', 'y', 'e']), [-5n, null, bytes, null]);
-      assert.deepEqual(
-        await kv.hgetall('m'),
-        new Map<string, KvValue>([['s', 'x'], ['i', -5n], ['f', 0.25], ['b', false], ['y', bytes], ['e', null]]),
-      );
-      assert.deepEqual(await kv.hmexist('m', ['s', 'zz', 'e']), [true, false, true]);
-      assert.deepEqual(await kv.hmdel('m', ['s', 'zz']), ['x', null]);
-      assert.equal((await kv.hgetall('m')).size, 5);
-    });
-
-    test('errors carry status and message', async () => {
-      const r = await kv.send({ requestData: undefined });
-      assert.equal(r.status, 400);
-      await assert.rejects(kv.hset('t', 'k', undefined as never), TypeError);
-      await assert.rejects(kv.unsubscribe('t', 999_999), (e: unknown) => e instanceof ProtokvError && e.status === 404 && /^Not found/.test(e.message));
-    });
-
-    test('int64 extremes survive the network', async () => {
-      for (const n of [(1n << 63n) - 1n, -(1n << 63n), (1n << 53n) + 1n]) {
-        await kv.hset('big', 'n', n);
-        assert.equal(await kv.hget('big', 'n'), n);
-      }
-    });
-
-    test('large values travel compressed and come back whole', async () => {
-      const big = 'x'.repeat(1 << 20);
-      await kv.hset('large', 'v', big);
-      assert.equal(await kv.hget('large', 'v'), big);
-      const rnd = Buffer.alloc(300_000);
-      for (let i = 0; i < rnd.length; i++) rnd[i] = (i * 2654435761) >>> 24;
-      await kv.hset('large', 'b', rnd);
-      assert.deepEqual(await kv.hget('large', 'b'), rnd);
-    });
-
-    test('hundreds of pipelined requests are answered in order', async () => {
-      const writes = Array.from({ length: 500 }, (_, i) => kv.hset('pipe', `k${i}`, BigInt(i)));
-      const reads = Array.from({ length: 500 }, (_, i) => kv.hget('pipe', `k${i}`));
-      assert.deepEqual(await Promise.all(writes), Array.from({ length: 500 }, () => null));
-      assert.deepEqual(await Promise.all(reads), Array.from({ length: 500 }, (_, i) => BigInt(i)));
-    });
-
-    test('many clients at once', async () => {
-      const clients = await Promise.all(Array.from({ length: 20 }, () => running.client()));
-      await Promise.all(clients.map((c, i) => c.hset('multi', `c${i}`, BigInt(i))));
-      const all = await kv.hgetall('multi');
-      assert.equal(all.size, 20);
-      await Promise.all(clients.map((c) => c.close()));
-    });
+forEachTransport('end to end', (env) => {
+  test('HSET / HGET / HDEL / HEXIST with typed values', async () => {
+    assert.equal(await env.kv.hset('users', 'ada', 'Lovelace'), null);
+    assert.equal(await env.kv.hset('users', 'ada', 1815n), 'Lovelace');
+    assert.equal(await env.kv.hget('users', 'ada'), 1815n);
+    assert.equal(await env.kv.hexist('users', 'ada'), true);
+    assert.equal(await env.kv.hdel('users', 'ada'), 1815n);
+    assert.equal(await env.kv.hexist('users', 'ada'), false);
+    assert.equal(await env.kv.hget('users', 'ada'), undefined);
+    assert.equal(await env.kv.hdel('users', 'ada'), null);
   });
-}
+
+  test('HMSET / HMGET / HGETALL / HMEXIST / HMDEL', async () => {
+    const bytes = Buffer.from([1, 2, 3]);
+    assert.deepEqual(await env.kv.hmset('m', { s: 'x', i: -5n, f: 0.25, b: false, y: bytes, e: null }), [null, null, null, null, null, null]);
+    assert.deepEqual(await env.kv.hmget('m', ['i', 'nope', 'y', 'e']), [-5n, null, bytes, null]);
+    assert.deepEqual(
+      await env.kv.hgetall('m'),
+      new Map<string, KvValue>([['s', 'x'], ['i', -5n], ['f', 0.25], ['b', false], ['y', bytes], ['e', null]]),
+    );
+    assert.deepEqual(await env.kv.hmexist('m', ['s', 'zz', 'e']), [true, false, true]);
+    assert.deepEqual(await env.kv.hmdel('m', ['s', 'zz']), ['x', null]);
+    assert.equal((await env.kv.hgetall('m')).size, 5);
+  });
+
+  test('errors carry status and message', async () => {
+    const r = await env.kv.send({ requestData: undefined });
+    assert.equal(r.status, 400);
+    await assert.rejects(env.kv.hset('t', 'k', undefined as never), TypeError);
+    await assert.rejects(env.kv.unsubscribe('t', 999_999), (e: unknown) => e instanceof ProtokvError && e.status === 404 && /^Not found/.test(e.message));
+  });
+
+  test('int64 extremes survive the network', async () => {
+    for (const n of [(1n << 63n) - 1n, -(1n << 63n), (1n << 53n) + 1n]) {
+      await env.kv.hset('big', 'n', n);
+      assert.equal(await env.kv.hget('big', 'n'), n);
+    }
+  });
+
+  test('large values travel compressed and come back whole', async () => {
+    const big = 'x'.repeat(1 << 20);
+    await env.kv.hset('large', 'v', big);
+    assert.equal(await env.kv.hget('large', 'v'), big);
+    const rnd = Buffer.alloc(300_000);
+    for (let i = 0; i < rnd.length; i++) rnd[i] = (i * 2654435761) >>> 24;
+    await env.kv.hset('large', 'b', rnd);
+    assert.deepEqual(await env.kv.hget('large', 'b'), rnd);
+  });
+
+  test('hundreds of pipelined requests are answered in order', async () => {
+    const writes = Array.from({ length: 500 }, (_, i) => env.kv.hset('pipe', `k${i}`, BigInt(i)));
+    const reads = Array.from({ length: 500 }, (_, i) => env.kv.hget('pipe', `k${i}`));
+    assert.deepEqual(await Promise.all(writes), Array.from({ length: 500 }, () => null));
+    assert.deepEqual(await Promise.all(reads), Array.from({ length: 500 }, (_, i) => BigInt(i)));
+  });
+
+  test('many clients at once', async () => {
+    const clients = await Promise.all(Array.from({ length: 20 }, () => env.running.client()));
+    await Promise.all(clients.map((c, i) => c.hset('multi', `c${i}`, BigInt(i))));
+    const all = await env.kv.hgetall('multi');
+    assert.equal(all.size, 20);
+    await Promise.all(clients.map((c) => c.close()));
+  });
+});

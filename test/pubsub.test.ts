@@ -3,8 +3,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { requests } from '../src/protocol/requests.js';
 import { fromValue, type KvValue } from '../src/protocol/values.js';
-import type { KvClient } from '../src/client/client.js';
-import { TRANSPORTS } from './helpers/transports.js';
+import { forEachTransport } from './helpers/transports.js';
 import { RawPeer, startServer, type Running } from './helpers/server.js';
 import { until } from './helpers/wait.js';
 
@@ -18,60 +17,47 @@ async function collect(sub: AsyncIterable<KvValue[]>, n: number): Promise<KvValu
   return out;
 }
 
-for (const [name, start] of Object.entries(TRANSPORTS)) {
-  describe(`pub/sub over ${name}`, () => {
-    let running: Running;
-    let kv: KvClient;
-    before(async () => {
-      running = await start();
-      kv = await running.client();
-    });
-    after(async () => {
-      await kv.close();
-      await running.close();
-    });
-
-    test('fan-out to 100 subscribers, each in publish order', async () => {
-      const subs = await Promise.all(Array.from({ length: 100 }, () => kv.subscribe('fan')));
-      const ids = new Set(subs.map((s) => s.id));
-      assert.equal(ids.size, 100, 'ids are unique');
-      assert.ok(subs.every((s) => s.id > 0));
-      const received = Promise.all(subs.map((s) => collect(s, 50)));
-      for (let i = 0; i < 50; i++) await kv.publish('fan', BigInt(i), `m${i}`);
-      const all = await received;
-      const expected = Array.from({ length: 50 }, (_, i) => [BigInt(i), `m${i}`]);
-      for (const got of all) assert.deepEqual(got, expected);
-      await until(() => running.service.pubsub.size === 0, 'subscriptions to be forgotten after leaving the loop');
-    });
-
-    test('PUBLISH carries every value type and an empty message', async () => {
-      const sub = await kv.subscribe('types');
-      const got = collect(sub, 2);
-      await kv.publish('types', 'a', Buffer.from([1]), 7n, 1.5, true, null);
-      await kv.publish('types');
-      assert.deepEqual(await got, [['a', Buffer.from([1]), 7n, 1.5, true, null], []]);
-    });
-
-    test('UNSUBSCRIBE from another connection ends the subscriber\'s stream', async () => {
-      const other = await running.client();
-      const sub = await other.subscribe('bye');
-      const ended = collect(sub, 1000);
-      await kv.publish('bye', 'one');
-      await until(() => running.service.pubsub.size >= 1, 'subscription');
-      await kv.unsubscribe('bye', sub.id);
-      assert.deepEqual(await ended, [['one']]);
-      await sub.closed;
-      await assert.rejects(kv.unsubscribe('bye', sub.id), /Not found/);
-      await other.close();
-    });
-
-    test('UNSUBSCRIBE with the right id on the wrong topic is a 404', async () => {
-      const sub = await kv.subscribe('right');
-      await assert.rejects(kv.unsubscribe('wrong', sub.id), (e: Error & { status?: number }) => e.status === 404);
-      await sub.unsubscribe();
-    });
+forEachTransport('pub/sub', (env) => {
+  test('fan-out to 100 subscribers, each in publish order', async () => {
+    const subs = await Promise.all(Array.from({ length: 100 }, () => env.kv.subscribe('fan')));
+    const ids = new Set(subs.map((s) => s.id));
+    assert.equal(ids.size, 100, 'ids are unique');
+    assert.ok(subs.every((s) => s.id > 0));
+    const received = Promise.all(subs.map((s) => collect(s, 50)));
+    for (let i = 0; i < 50; i++) await env.kv.publish('fan', BigInt(i), `m${i}`);
+    const all = await received;
+    const expected = Array.from({ length: 50 }, (_, i) => [BigInt(i), `m${i}`]);
+    for (const got of all) assert.deepEqual(got, expected);
+    await until(() => env.running.service.pubsub.size === 0, 'subscriptions to be forgotten after leaving the loop');
   });
-}
+
+  test('PUBLISH carries every value type and an empty message', async () => {
+    const sub = await env.kv.subscribe('types');
+    const got = collect(sub, 2);
+    await env.kv.publish('types', 'a', Buffer.from([1]), 7n, 1.5, true, null);
+    await env.kv.publish('types');
+    assert.deepEqual(await got, [['a', Buffer.from([1]), 7n, 1.5, true, null], []]);
+  });
+
+  test('UNSUBSCRIBE from another connection ends the subscriber\'s stream', async () => {
+    const other = await env.running.client();
+    const sub = await other.subscribe('bye');
+    const ended = collect(sub, 1000);
+    await env.kv.publish('bye', 'one');
+    await until(() => env.running.service.pubsub.size >= 1, 'subscription');
+    await env.kv.unsubscribe('bye', sub.id);
+    assert.deepEqual(await ended, [['one']]);
+    await sub.closed;
+    await assert.rejects(env.kv.unsubscribe('bye', sub.id), /Not found/);
+    await other.close();
+  });
+
+  test('UNSUBSCRIBE with the right id on the wrong topic is a 404', async () => {
+    const sub = await env.kv.subscribe('right');
+    await assert.rejects(env.kv.unsubscribe('wrong', sub.id), (e: Error & { status?: number }) => e.status === 404);
+    await sub.unsubscribe();
+  });
+});
 
 describe('pub/sub edge cases over TCP', () => {
   let running: Running;

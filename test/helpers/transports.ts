@@ -1,4 +1,6 @@
 /** Every transport the end-to-end suites run over: TCP and mutual TLS, each plain or multiplexed with yamux. */
+import { after, before, describe } from 'node:test';
+import type { KvClient } from '../../src/client/client.js';
 import { makeTlsFixture } from './certs.js';
 import { startServer, type Running } from './server.js';
 
@@ -28,3 +30,27 @@ export const TRANSPORTS: Record<string, () => Promise<Running>> = {
   yamux: () => startServer({ mux: 'yamux' }, { mux: 'yamux' }),
   'yamux over mutual TLS': () => startMtlsServer({ mux: 'yamux' }, { mux: 'yamux' }),
 };
+
+/** What a suite over one transport works with; set before its first test. */
+export interface TransportEnv {
+  running: Running;
+  kv: KvClient;
+}
+
+/** Describes `title` once per transport, each with its own server and a connected client. */
+export function forEachTransport(title: string, body: (env: TransportEnv) => void): void {
+  for (const [name, start] of Object.entries(TRANSPORTS)) {
+    describe(`${title} over ${name}`, () => {
+      const env = {} as TransportEnv;
+      before(async () => {
+        env.running = await start();
+        env.kv = await env.running.client();
+      });
+      after(async () => {
+        await env.kv.close();
+        await env.running.close();
+      });
+      body(env);
+    });
+  }
+}
