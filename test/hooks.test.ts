@@ -89,3 +89,29 @@ test('over a socket: after-send hooks fire once each response is written, in ord
     await running.close();
   }
 });
+
+test('hooks see pub/sub requests like any other', async () => {
+  const seen: string[] = [];
+  const service = new Service({ store: new MemoryStore() })
+    .addHook('onRequestReceived', (req) => seen.push(`received:${req.requestData?.$case}`))
+    .addHook('onRequestExecuted', (res, req) => seen.push(`executed:${req.requestData?.$case}:${res.status}`));
+  const running = await startServer({ service });
+  try {
+    const kv = await running.client();
+    const sub = await kv.subscribe('news');
+    const first = (async () => {
+      for await (const m of sub) return m;
+    })();
+    await kv.publish('news', 'hello');
+    assert.deepEqual(await first, ['hello']);
+    await kv.unsubscribe('news', sub.id).catch(() => {});
+    await kv.close();
+    for (const c of ['subscribe', 'publish']) {
+      assert.ok(seen.includes(`received:${c}`), c);
+      assert.ok(seen.includes(`executed:${c}:200`), c);
+    }
+    assert.ok(seen.includes('received:unsubscribe'));
+  } finally {
+    await running.close();
+  }
+});
