@@ -4,6 +4,7 @@
  */
 import { CommandRequest, CommandResponse } from './generated/abi.js';
 import { errors } from '../errors.js';
+import { decodeCommandRequest } from './request-decoder.js';
 
 /**
  * Decodes a request payload; throws a `MALFORMED_FRAME` (400) error when it is not valid protobuf.
@@ -19,7 +20,7 @@ export function decodeRequest(payload: Uint8Array, maxKeys = Infinity): CommandR
     if (count > maxKeys) throw errors.tooManyKeys(count, maxKeys);
   }
   try {
-    return CommandRequest.decode(payload);
+    return decodeCommandRequest(Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
   } catch (err) {
     throw errors.malformedFrame(`payload is not a valid CommandRequest (${(err as Error).message})`, err);
   }
