@@ -4,7 +4,7 @@
  */
 import { CommandRequest, CommandResponse } from './generated/abi.js';
 import { errors } from '../errors.js';
-import { decodeCommandRequest } from './request-decoder.js';
+import { decodeCommandRequest } from './decoder.js';
 
 /**
  * Decodes a request payload; throws a `MALFORMED_FRAME` (400) error when it is not valid protobuf.

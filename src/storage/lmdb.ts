@@ -18,6 +18,7 @@ import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { Value } from '../protocol/generated/abi.js';
+import { decodeValue } from '../protocol/decoder.js';
 import { errors, KvError } from '../errors.js';
 import type { Entry, Store } from './store.js';
 
@@ -247,7 +248,7 @@ function decode(bytes: Buffer | undefined): Value | undefined;
 function decode(bytes: Buffer | undefined): Value | undefined {
   if (bytes === undefined) return undefined;
   try {
-    return Value.decode(bytes);
+    return decodeValue(bytes);
   } catch (err) {
     throw errors.storage(`a stored value is corrupt: ${message(err)}`, err);
   }

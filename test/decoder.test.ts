@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CommandRequest, type Kvpair, type Value } from '../src/protocol/generated/abi.js';
-import { decodeCommandRequest } from '../src/protocol/request-decoder.js';
+import { CommandRequest, Value, type Kvpair } from '../src/protocol/generated/abi.js';
+import { decodeCommandRequest, decodeValue } from '../src/protocol/decoder.js';
 import { command, type CommandName } from '../src/protocol/requests.js';
 
 const text = fc.string({ unit: 'binary', maxLength: 24 });
@@ -75,4 +75,14 @@ test('random bytes either throw or decode as the generated decoder does', () => 
 test('truncated requests throw', () => {
   const bytes = Buffer.from(CommandRequest.encode(command('hset', { table: 'table', pair: { key: 'key', value: { value: { $case: 'string', value: 'value' } } } })).finish());
   for (let cut = 1; cut < bytes.length; cut++) assert.throws(() => decodeCommandRequest(bytes.subarray(0, cut)), RangeError, `cut at ${cut}`);
+});
+
+test('stored values decode exactly as the generated decoder decodes them', () => {
+  fc.assert(
+    fc.property(value, (v) => {
+      const bytes = Buffer.from(Value.encode(v).finish());
+      assert.deepEqual(decodeValue(bytes), Value.decode(bytes));
+    }),
+    { numRuns: 2000 },
+  );
 });

@@ -1,12 +1,13 @@
 /**
- * A hand-written decoder for `CommandRequest`, the server's hottest input. It reads straight from
- * the frame's buffer with Node's native UTF-8 slicing and builds only the objects the request
- * needs; the generated decoder allocates a reader and goes through `TextDecoder` per string. For
- * every valid encoding the result equals the generated decoder's (a property test checks it);
- * malformed input throws, and the caller turns that into a 400.
+ * Hand-written decoders for `CommandRequest` (the server's hottest input) and `Value` (what the
+ * persistent store reads back). They read straight from the buffer with Node's native UTF-8
+ * slicing and build only the objects the message needs; the generated decoder allocates a reader
+ * and goes through `TextDecoder` per string. For every valid encoding, and for random bytes it
+ * accepts, the result equals the generated decoder's (property tests check both); malformed input
+ * throws a `RangeError`, which callers turn into a 400 (requests) or a storage error (values).
  *
- * Measured (Node 20, this project's 2-core machine): see `bench/engine.ts`'s
- * "decode + execute + encode frame" rows.
+ * Measured (Node 20, 2 cores): decode + execute + encode of an HGET 0.94–1.0M → 1.04–1.06M/s;
+ * LMDB HGET through the service 430–480k → 690–775k/s.
  */
 import type { CommandRequest, Kvpair, Value } from './generated/abi.js';
 
@@ -258,4 +259,9 @@ export function decodeCommandRequest(payload: Buffer): CommandRequest {
     else r.skip(tag & 7);
   }
   return { requestData };
+}
+
+/** Decodes a `Value` message on its own (the persistent store keeps values in this encoding). */
+export function decodeValue(bytes: Buffer): Value {
+  return value(new Reader(bytes, 0, bytes.length));
 }
