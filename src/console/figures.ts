@@ -58,7 +58,7 @@ export function figuresBetween(before: Scrape | undefined, now: Scrape, seconds:
   return {
     opsPerSecond,
     totalOpsPerSecond: totalOps,
-    latency: before === undefined ? new Map() : latencyBetween(before, now),
+    latency: before === undefined ? new Map<string, Percentiles>() : latencyBetween(before, now),
     connections: sumBy(now, METRICS.connections, 'transport'),
     subscriptions: total(now, METRICS.subscriptions),
     rssBytes: total(now, METRICS.rss),
@@ -81,7 +81,7 @@ function bucketsByCommand(scrape: Scrape): Map<string, Map<number, number>> {
     const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
     if (Number.isNaN(le)) continue;
     let buckets = out.get(command);
-    if (buckets === undefined) out.set(command, (buckets = new Map()));
+    if (buckets === undefined) out.set(command, (buckets = new Map<number, number>()));
     buckets.set(le, (buckets.get(le) ?? 0) + s.value);
   }
   return out;
