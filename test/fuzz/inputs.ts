@@ -268,8 +268,9 @@ export function classifyPayload(payload: Uint8Array, maxKeys = DEFAULT_MAX_KEYS_
       return reply(data.value.pairs.length > maxKeys ? INVALID : OK);
     case 'hscan':
     case 'tables':
-      // Whether a cursor is well-formed is the store's to judge (cursors are opaque): a mutated one may not be.
-      return reply(data.value.count > MAX_PAGE_SIZE ? INVALID : data.value.cursor === '' ? OK : OK_OR_INVALID);
+      // A mutated cursor is almost always malformed, but may by chance be one the store accepts.
+      if (data.value.count > MAX_PAGE_SIZE) return reply(INVALID);
+      return reply(data.value.cursor === '' ? OK : OK_OR_INVALID);
     default:
       return reply(OK);
   }
