@@ -23,7 +23,7 @@ export const MUX_MODES = ['none', 'yamux'] as const;
 export type MuxMode = (typeof MUX_MODES)[number];
 
 /** The shapes a setting's value can take; each has one parser shared by flags, env and file. */
-export type SettingKind = 'listen' | 'path' | 'boolean' | 'choice' | 'integer' | 'size' | 'store';
+export type SettingKind = 'listen' | 'path' | 'boolean' | 'choice' | 'integer' | 'size' | 'origins' | 'store';
 
 /** Where the data lives: the embedded persistent store, memory, or a Redis engine. */
 export type StoreChoice =
@@ -45,7 +45,7 @@ export interface SettingSpec {
   readonly choices?: readonly string[];
   readonly min?: number;
   readonly max?: number;
-  readonly group: 'general' | 'tls' | 'store' | 'limits';
+  readonly group: 'general' | 'tls' | 'http' | 'store' | 'limits';
   readonly description: string;
 }
 
@@ -163,6 +163,16 @@ export const SETTINGS = {
     placeholder: 'FILE',
     group: 'tls',
     description: 'CA certificates (PEM); clients must present a certificate signed by one (mutual TLS)',
+  },
+  httpAllowedOrigins: {
+    kind: 'origins',
+    flag: 'http-allowed-origins',
+    env: 'PROTOKV_HTTP_ALLOWED_ORIGINS',
+    toml: 'http.allowed_origins',
+    placeholder: 'ORIGINS',
+    group: 'http',
+    description:
+      "Web origins (scheme://host[:port], comma-separated; an array in the file) whose pages may open /ws, besides the console's own",
   },
   storeTlsCa: {
     kind: 'path',
@@ -314,6 +324,12 @@ export interface ServerLimits {
   maxKeysPerCommand: number;
 }
 
+/** The HTTP listener's settings. */
+export interface HttpConfig {
+  /** Origins (normalized, `scheme://host[:port]`) allowed to open `/ws` besides the console's own. */
+  allowedOrigins: string[];
+}
+
 /** The validated configuration of `protokv serve`. */
 export interface ServerConfig {
   listen: ListenAddress;
@@ -330,6 +346,7 @@ export interface ServerConfig {
   insecure: boolean;
   logLevel: LogLevel;
   mux: MuxMode;
+  http: HttpConfig;
   limits: ServerLimits;
   /** The TOML file that was read, if any (absolute). */
   configFile?: string;
@@ -409,6 +426,9 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
     insecure: values.insecure as boolean,
     logLevel: values.logLevel as LogLevel,
     mux: values.mux as MuxMode,
+    http: {
+      allowedOrigins: (values.httpAllowedOrigins as string[] | undefined) ?? [],
+    },
     limits: {
       maxFrameSize: values.maxFrameSize as number,
       maxConnections: values.maxConnections as number,
@@ -484,6 +504,7 @@ export function renderServeHelp(): string {
   const groups: [SettingSpec['group'], string][] = [
     ['general', 'Options'],
     ['tls', 'TLS (a [tls] table in the file)'],
+    ['http', 'HTTP listener (an [http] table in the file)'],
     ['store', 'TLS to a rediss:// store (a [store_tls] table in the file)'],
     ['limits', 'Limits (a [limits] table in the file)'],
   ];
@@ -759,6 +780,8 @@ function coerce(name: SettingName, raw: unknown, label: string, baseDir: string,
         return sizeValue(raw, spec.min ?? 0, spec.max ?? Number.MAX_SAFE_INTEGER);
       case 'store':
         return storeChoice(requireString(raw, STORE_EXPECTED));
+      case 'origins':
+        return originList(raw);
     }
   } catch (err) {
     if (err instanceof Expected) {
@@ -816,6 +839,42 @@ function storeChoice(text: string): StoreChoice {
   } catch (err) {
     if (err instanceof RedisUrlError) throw new Expected(err.message);
     throw err;
+  }
+}
+
+/**
+ * A list of web origins: a comma-separated string (flags, environment) or an array of strings
+ * (the file). Each must be exactly an origin as browsers send it in the `Origin` header.
+ */
+function originList(raw: unknown): string[] {
+  const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
+  if (items === undefined) throw new Expected('expected a list of origins such as https://admin.example.com');
+  const origins: string[] = [];
+  for (const item of items) {
+    if (typeof item !== 'string') throw new Expected(`expected origins as strings, got ${show(item)}`);
+    const text = item.trim();
+    if (text === '' && !Array.isArray(raw)) continue;
+    const origin = normalizeOrigin(text);
+    if (origin === undefined) {
+      throw new Expected(`${JSON.stringify(text)} is not an origin: expected scheme://host[:port] with scheme http or https, no path`);
+    }
+    if (!origins.includes(origin)) origins.push(origin);
+  }
+  return origins;
+}
+
+/**
+ * The origin `text` names, normalized as browsers serialize it (lower-case host, default port
+ * dropped), or `undefined` when it is not an http(s) origin: a path, query, credentials or the
+ * opaque origin `null` all make it something else.
+ */
+export function normalizeOrigin(text: string): string | undefined {
+  if (!/^https?:\/\/[^/?#@]+\/?$/i.test(text)) return undefined;
+  try {
+    const url = new URL(text);
+    return url.origin === 'null' ? undefined : url.origin;
+  } catch {
+    return undefined;
   }
 }
 

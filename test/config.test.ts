@@ -10,6 +10,7 @@ import {
   formatListenAddress,
   isLoopbackHost,
   loadConfig,
+  normalizeOrigin,
   parseByteSize,
   parseListenAddress,
   renderServeHelp,
@@ -106,6 +107,11 @@ function samples(): Record<SampledSetting, Sample> {
     storeTlsCa: str(tls.files.ca, () => tls.files.ca),
     storeTlsCert: str(tls.files.client, () => tls.files.client),
     storeTlsKey: str(tls.files.clientKey, () => tls.files.clientKey),
+    httpAllowedOrigins: {
+      text: 'https://Admin.Example.com:443,http://localhost:8080',
+      toml: '["https://Admin.Example.com:443", "http://localhost:8080"]',
+      expected: () => ['https://admin.example.com', 'http://localhost:8080'],
+    },
     maxFrameSize: str('2MiB', () => 2 * MiB),
     maxConnections: num(50),
     idleTimeoutMs: num(30_000),
@@ -131,6 +137,8 @@ function valueOf(config: ServerConfig, name: SampledSetting): unknown {
       return config.tls?.key;
     case 'tlsClientCa':
       return config.tls?.clientCa;
+    case 'httpAllowedOrigins':
+      return config.http.allowedOrigins;
     case 'listen':
     case 'store':
     case 'dataDir':
@@ -174,6 +182,7 @@ describe('defaults', () => {
       insecure: false,
       logLevel: 'info',
       mux: 'none',
+      http: { allowedOrigins: [] },
       limits: {
         maxFrameSize: 64 * MiB,
         maxConnections: 10_000,
@@ -387,6 +396,25 @@ describe('bad values', () => {
     await refused(['--max-frame-size=-5KiB'], {}, /expected a size/);
     assert.equal((await load(['--max-frame-size', String(2 ** 31 - 1)])).limits.maxFrameSize, 2 ** 31 - 1);
     assert.equal((await load(['--max-frame-size', '1KiB'])).limits.maxFrameSize, 1024);
+  });
+
+  test('allowed origins must be bare http(s) origins, named with the bad item', async () => {
+    for (const text of ['example.com', 'https://example.com/console', 'ftp://example.com', 'null', '*', 'https://u:p@example.com', 'https://x.com?q']) {
+      await refused(
+        ['--http-allowed-origins', `https://ok.example,${text}`],
+        {},
+        new RegExp(`^invalid value .* for --http-allowed-origins: ${escapeRegExp(JSON.stringify(text))} is not an origin`),
+      );
+    }
+    const file = await tomlFile('[http]\nallowed_origins = [1]\n');
+    await refused(['--config', file], {}, /allowed_origins in .*: expected origins as strings, got 1/);
+  });
+
+  test('allowed origins are normalized as browsers send them, duplicates dropped', async () => {
+    const config = await load([], { PROTOKV_HTTP_ALLOWED_ORIGINS: ' HTTPS://A.example:443/ , http://[::1]:80,https://a.example,' });
+    assert.deepEqual(config.http.allowedOrigins, ['https://a.example', 'http://[::1]']);
+    assert.equal(normalizeOrigin('http://localhost:9528'), 'http://localhost:9528');
+    assert.equal(normalizeOrigin('http://localhost:9528/ws'), undefined);
   });
 
   test('empty paths are refused', async () => {
@@ -620,7 +648,7 @@ describe('the settings table', () => {
     for (const name of names) {
       const s = spec(name);
       assert.equal(s.env, `PROTOKV_${s.flag.toUpperCase().replace(/-/g, '_')}`, name);
-      if (s.toml !== undefined) assert.equal(s.toml.split('.').pop(), s.flag.replace(/^(store-)?tls-/, '').replace(/-/g, '_'), name);
+      if (s.toml !== undefined) assert.equal(s.toml.split('.').pop(), s.flag.replace(/^(tls|http|store-tls)-/, '').replace(/-/g, '_'), name);
     }
   });
 
