@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   INTERNAL: { status: 500, description: 'an unexpected failure inside the server' },
   SHUTTING_DOWN: { status: 503, description: 'the server is shutting down' },
   LIMIT_REACHED: { status: 503, description: 'a configured server limit was reached' },
+  STORE_UNAVAILABLE: { status: 503, description: 'the storage engine (Redis) is unreachable, failing over or refusing work for now' },
 } as const satisfies Record<string, { status: number; description: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -61,6 +62,8 @@ export const errors = {
   internal: (detail: string, cause?: unknown) => new KvError('INTERNAL', `Internal error: ${detail}`, { cause }),
   shuttingDown: () => new KvError('SHUTTING_DOWN', 'Service unavailable: the server is shutting down'),
   limitReached: (detail: string) => new KvError('LIMIT_REACHED', `Service unavailable: ${detail}`),
+  storeUnavailable: (detail: string, cause?: unknown) =>
+    new KvError('STORE_UNAVAILABLE', `Service unavailable: store ${detail}`, { cause }),
 };
 
 /** Normalizes anything thrown into a `KvError`, never leaking a stack trace to clients. */
