@@ -17,6 +17,8 @@ export interface CommandContext {
   readonly maxKeysPerCommand: number;
   /** The stream the request arrived on; only SUBSCRIBE uses it. */
   readonly stream: SubscriberContext | undefined;
+  /** Which protocol the request came in on (`resp` for the RESP listener), for metrics and tracing. */
+  readonly transport?: string;
 }
 
 type Handler<C extends CommandName> = (args: CommandArgs<C>, ctx: CommandContext) => MaybePromise<CommandResponse>;

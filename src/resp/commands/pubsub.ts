@@ -1,0 +1,225 @@
+/**
+ * Pub/sub commands. Channels are protokv topics (see ../pubsub.ts): SUBSCRIBE, UNSUBSCRIBE and
+ * PUBLISH run through the service as their protobuf counterparts do; patterns (PSUBSCRIBE) are a
+ * RESP feature served by the same pub/sub.
+ */
+import { command as request } from '../../protocol/requests.js';
+import { isPromise } from '../../storage/store.js';
+import { arg, command, ReplyError, type Call, type CommandSpec } from '../command.js';
+import type { ClientState } from '../client.js';
+import { Glob } from '../glob.js';
+import { encodeName } from '../names.js';
+import { PatternMatcher, RespSubscription } from '../pubsub.js';
+import type { ReplyWriter } from '../reply.js';
+import { argValue } from '../values.js';
+import { container, nameArg } from './shared.js';
+
+function subscriptionCount(client: ClientState): number {
+  return client.channels.size + client.patterns.size;
+}
+
+/** The (un)subscribe confirmation: a push in RESP3, an array in RESP2. */
+function confirm(out: ReplyWriter, kind: string, name: Buffer | string | null, count: number): void {
+  out.push(3);
+  out.bulkString(kind);
+  if (name === null) out.null();
+  else if (typeof name === 'string') out.bulkName(name);
+  else out.bulk(name);
+  out.integer(count);
+}
+
+function subscribe(call: Call): void {
+  const { client, server } = call;
+  for (let i = 1; i < call.args.count; i++) {
+    const name = nameArg(call, i);
+    if (!client.channels.has(name)) {
+      const sub = new RespSubscription(client, name, 'channel');
+      const res = server.service.execute(request('subscribe', { topic: name }), server.service.contextFor(sub, 'resp'));
+      if (isPromise(res)) throw new ReplyError('ERR SUBSCRIBE did not complete synchronously');
+      if (res.status !== 200) throw new ReplyError(`ERR ${res.message}`);
+      client.channels.set(name, sub);
+    }
+    confirm(call.out, 'subscribe', call.args.view(i), subscriptionCount(client));
+  }
+}
+
+function unsubscribeChannel(call: Call, name: string, sub: RespSubscription): void {
+  sub.quiet();
+  call.client.channels.delete(name);
+  const res = call.server.service.execute(request('unsubscribe', { topic: name, id: sub.id }), call.client.context);
+  if (!isPromise(res) && res.status !== 200 && res.status !== 404) throw new ReplyError(`ERR ${res.message}`);
+}
+
+function unsubscribe(call: Call): void {
+  const { client } = call;
+  if (call.args.count === 1) {
+    if (client.channels.size === 0) {
+      confirm(call.out, 'unsubscribe', null, subscriptionCount(client));
+      return;
+    }
+    for (const [name, sub] of Array.from(client.channels)) {
+      unsubscribeChannel(call, name, sub);
+      confirm(call.out, 'unsubscribe', name, subscriptionCount(client));
+    }
+    return;
+  }
+  for (let i = 1; i < call.args.count; i++) {
+    const name = nameArg(call, i);
+    const sub = client.channels.get(name);
+    if (sub !== undefined) unsubscribeChannel(call, name, sub);
+    confirm(call.out, 'unsubscribe', call.args.view(i), subscriptionCount(client));
+  }
+}
+
+function psubscribe(call: Call): void {
+  const { client, server } = call;
+  for (let i = 1; i < call.args.count; i++) {
+    const pattern = nameArg(call, i);
+    if (!client.patterns.has(pattern)) {
+      const sub = new RespSubscription(client, pattern, 'pattern');
+      server.service.pubsub.subscribePattern(new PatternMatcher(pattern), sub);
+      client.patterns.set(pattern, sub);
+    }
+    confirm(call.out, 'psubscribe', call.args.view(i), subscriptionCount(client));
+  }
+}
+
+function punsubscribePattern(call: Call, pattern: string, sub: RespSubscription): void {
+  sub.quiet();
+  call.client.patterns.delete(pattern);
+  call.server.service.pubsub.unsubscribePattern(sub.id);
+}
+
+function punsubscribe(call: Call): void {
+  const { client } = call;
+  if (call.args.count === 1) {
+    if (client.patterns.size === 0) {
+      confirm(call.out, 'punsubscribe', null, subscriptionCount(client));
+      return;
+    }
+    for (const [pattern, sub] of Array.from(client.patterns)) {
+      punsubscribePattern(call, pattern, sub);
+      confirm(call.out, 'punsubscribe', pattern, subscriptionCount(client));
+    }
+    return;
+  }
+  for (let i = 1; i < call.args.count; i++) {
+    const pattern = nameArg(call, i);
+    const sub = client.patterns.get(pattern);
+    if (sub !== undefined) punsubscribePattern(call, pattern, sub);
+    confirm(call.out, 'punsubscribe', call.args.view(i), subscriptionCount(client));
+  }
+}
+
+/** Ends every subscription of `client` without replies (RESET, disconnect). */
+export function dropSubscriptions(client: ClientState): void {
+  for (const sub of client.channels.values()) sub.cancel();
+  for (const sub of client.patterns.values()) sub.cancel();
+  client.channels.clear();
+  client.patterns.clear();
+}
+
+function publish(call: Call) {
+  const topic = nameArg(call, 1);
+  const a = call.args;
+  const pubsub = call.server.service.pubsub;
+  // Counted before delivery: a subscriber dropped for its backlog while receiving still counts.
+  const receivers = pubsub.receivers(topic);
+  const res = call.server.service.execute(request('publish', { topic, data: [argValue(a.bufs[2], a.starts[2], a.ends[2])] }), call.client.context);
+  if (isPromise(res)) {
+    return res.then((r) => (out: ReplyWriter) => (r.status === 200 ? out.integer(receivers) : out.error(`ERR ${r.message}`)));
+  }
+  if (res.status === 200) call.out.integer(receivers);
+  else call.out.error(`ERR ${res.message}`);
+  return undefined;
+}
+
+function pubsubChannels(call: Call): void {
+  const a = call.args;
+  if (a.count > 3) throw new ReplyError(`ERR Unknown subcommand or wrong number of arguments for 'channels'. Try PUBSUB HELP.`);
+  const glob = a.count === 3 ? new Glob(a.view(2)) : undefined;
+  const names: string[] = [];
+  for (const topic of call.server.service.pubsub.topics()) {
+    if (glob === undefined || glob.matchesAll || glob.test(encodeName(topic))) names.push(topic);
+  }
+  call.out.array(names.length);
+  for (const n of names) call.out.bulkName(n);
+}
+
+function pubsubNumsub(call: Call): void {
+  const a = call.args;
+  const pubsub = call.server.service.pubsub;
+  call.out.array((a.count - 2) * 2);
+  for (let i = 2; i < a.count; i++) {
+    call.out.bulk(a.view(i));
+    call.out.integer(pubsub.subscriberCount(nameArg(call, i)));
+  }
+}
+
+function pubsubNumpat(call: Call): void {
+  call.out.integer(call.server.service.pubsub.patternCount);
+}
+
+const pubsubFlags = ['pubsub', 'noscript', 'loading', 'stale'];
+
+export const pubsubCommands: CommandSpec[] = [
+  command({
+    name: 'subscribe', arity: -2, run: subscribe, group: 'pubsub', since: '2.0.0', inSubscribedMode: true,
+    flags: pubsubFlags, aclCategories: ['@pubsub', '@slow'],
+    summary: 'Listen for messages published to the given channels', complexity: 'O(N) where N is the number of channels to subscribe to.',
+    args: [arg.string('channel', { multiple: true })],
+  }),
+  command({
+    name: 'unsubscribe', arity: -1, run: unsubscribe, group: 'pubsub', since: '2.0.0', inSubscribedMode: true,
+    flags: pubsubFlags, aclCategories: ['@pubsub', '@slow'],
+    summary: 'Stop listening for messages posted to the given channels', complexity: 'O(N) where N is the number of clients already subscribed to a channel.',
+    args: [arg.string('channel', { optional: true, multiple: true })],
+  }),
+  command({
+    name: 'psubscribe', arity: -2, run: psubscribe, group: 'pubsub', since: '2.0.0', inSubscribedMode: true,
+    flags: pubsubFlags, aclCategories: ['@pubsub', '@slow'],
+    summary: 'Listen for messages published to channels matching the given patterns', complexity: 'O(N) where N is the number of patterns the client is already subscribed to.',
+    args: [arg.pattern('pattern', { multiple: true })],
+  }),
+  command({
+    name: 'punsubscribe', arity: -1, run: punsubscribe, group: 'pubsub', since: '2.0.0', inSubscribedMode: true,
+    flags: pubsubFlags, aclCategories: ['@pubsub', '@slow'],
+    summary: 'Stop listening for messages posted to channels matching the given patterns',
+    complexity: 'O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).',
+    args: [arg.pattern('pattern', { optional: true, multiple: true })],
+  }),
+  command({
+    name: 'publish', arity: 3, run: publish, group: 'pubsub', since: '2.0.0',
+    flags: ['pubsub', 'loading', 'stale', 'fast'], aclCategories: ['@pubsub', '@fast'],
+    summary: 'Post a message to a channel',
+    complexity: 'O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).',
+    args: [arg.string('channel'), arg.string('message')],
+  }),
+  container('pubsub', 'A container for Pub/Sub commands', 'pubsub', '2.8.0', [
+    command({
+      name: 'pubsub|channels', arity: -2, run: pubsubChannels, group: 'pubsub', since: '2.8.0',
+      flags: ['pubsub', 'loading', 'stale'], aclCategories: ['@pubsub', '@slow'],
+      summary: 'List active channels', complexity: 'O(N) where N is the number of active channels, and assuming constant time pattern matching (relatively short channels and patterns)',
+      args: [arg.pattern('pattern', { optional: true })],
+    }),
+    command({
+      name: 'pubsub|numsub', arity: -2, run: pubsubNumsub, group: 'pubsub', since: '2.8.0',
+      flags: ['pubsub', 'loading', 'stale'], aclCategories: ['@pubsub', '@slow'],
+      summary: 'Get the count of subscribers for channels', complexity: 'O(N) for the NUMSUB subcommand, where N is the number of requested channels',
+      args: [arg.string('channel', { optional: true, multiple: true })],
+    }),
+    command({
+      name: 'pubsub|numpat', arity: 2, run: pubsubNumpat, group: 'pubsub', since: '2.8.0',
+      flags: ['pubsub', 'loading', 'stale'], aclCategories: ['@pubsub', '@slow'],
+      summary: 'Get the count of unique patterns pattern subscriptions',
+    }),
+  ], [
+    'CHANNELS [<pattern>]',
+    "    Return the currently active channels matching a <pattern> (default: '*').",
+    'NUMPAT',
+    '    Return number of subscriptions to patterns.',
+    'NUMSUB [<channel> ...]',
+    '    Return the number of subscribers for the specified channels, excluding',
+    '    pattern subscriptions(default: no channels).',
+  ]),
+];
