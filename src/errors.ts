@@ -11,6 +11,8 @@ export const ERROR_CODES = {
   MALFORMED_FRAME: { status: 400, description: 'the payload is not valid protobuf or not valid gzip' },
   SUBSCRIPTION_PROTOCOL: { status: 400, description: 'a request was sent on a subscription stream' },
   TOO_MANY_KEYS: { status: 400, description: 'a multi-key command names more keys than allowed' },
+  INVALID_CURSOR: { status: 400, description: 'a paging cursor that the server did not hand out' },
+  PAGE_TOO_LARGE: { status: 400, description: 'a paging command asks for more entries per page than allowed' },
   NOT_FOUND: { status: 404, description: 'the key or subscription does not exist' },
   FRAME_TOO_LARGE: { status: 413, description: 'a frame (or its inflated payload) exceeds the maximum size' },
   STORAGE: { status: 500, description: 'the store failed to read or write' },
@@ -43,6 +45,10 @@ export const errors = {
     new KvError('SUBSCRIPTION_PROTOCOL', 'Invalid command: nothing may be sent on a subscription stream; the subscription has ended'),
   tooManyKeys: (count: number, max: number) =>
     new KvError('TOO_MANY_KEYS', `Invalid command: ${count} keys exceed the maximum of ${max} per command`),
+  invalidCursor: (cursor: string) =>
+    new KvError('INVALID_CURSOR', `Invalid command: malformed cursor ${JSON.stringify(cursor.length > 64 ? `${cursor.slice(0, 64)}…` : cursor)}`),
+  pageTooLarge: (count: number, max: number) =>
+    new KvError('PAGE_TOO_LARGE', `Invalid command: count ${count} exceeds the maximum of ${max} entries per page`),
   notFound: (table: string, key: string) => new KvError('NOT_FOUND', `Not found: table ${table}, key ${key}`),
   subscriptionNotFound: (topic: string, id: number) =>
     new KvError('NOT_FOUND', `Not found: subscription ${id} on topic ${topic}`),

@@ -193,6 +193,9 @@ const str = (r: Reader): string => r.string();
 const subValue = (r: Reader): Value => value(r.sub());
 const subPair = (r: Reader): Kvpair => kvpair(r.sub());
 
+/** The highest field number of the `request_data` oneof. */
+const LAST_COMMAND_FIELD = 16;
+
 function command(field: number, r: Reader): CommandRequest['requestData'] {
   switch (field) {
     case 1:
@@ -244,6 +247,29 @@ function command(field: number, r: Reader): CommandRequest['requestData'] {
       const m = withList(r, subValue);
       return { $case: 'publish', value: { topic: m.first, data: m.list } };
     }
+    case 13:
+      return { $case: 'hlen', value: { table: name(r) } };
+    case 14: {
+      const m = { table: '', cursor: '', count: 0 };
+      for (let tag = r.tag(); tag !== 0; tag = r.tag()) {
+        if (tag === 0x0a) m.table = r.string();
+        else if (tag === 0x12) m.cursor = r.string();
+        else if (tag === 0x18) m.count = r.uint32();
+        else r.skip(tag & 7);
+      }
+      return { $case: 'hscan', value: m };
+    }
+    case 15: {
+      const m = { cursor: '', count: 0 };
+      for (let tag = r.tag(); tag !== 0; tag = r.tag()) {
+        if (tag === 0x0a) m.cursor = r.string();
+        else if (tag === 0x10) m.count = r.uint32();
+        else r.skip(tag & 7);
+      }
+      return { $case: 'tables', value: m };
+    }
+    case 16:
+      return { $case: 'hdrop', value: { table: name(r) } };
     default:
       return undefined;
   }
@@ -255,7 +281,7 @@ export function decodeCommandRequest(payload: Buffer): CommandRequest {
   let requestData: CommandRequest['requestData'];
   for (let tag = r.tag(); tag !== 0; tag = r.tag()) {
     const field = tag >>> 3;
-    if ((tag & 7) === WIRE_LEN && field >= 1 && field <= 12) requestData = command(field, r.sub());
+    if ((tag & 7) === WIRE_LEN && field >= 1 && field <= LAST_COMMAND_FIELD) requestData = command(field, r.sub());
     else r.skip(tag & 7);
   }
   return { requestData };

@@ -1,13 +1,7 @@
 /**
- * The persistent store, on LMDB (through lmdb-js): survives restarts and `kill -9`.
- *
- * Layout: one LMDB environment, its root database, raw binary keys and values.
- * - A key is `escape(table) 0x00 key` in UTF-8. Table names are escaped so they never contain a
- *   0x00 byte, which makes `escape(table) 0x00` a prefix that no other table's keys start with:
- *   a table is the contiguous key range `[escape(table) 0x00, escape(table) 0x01)`.
- *   (lmdb-js array keys were not used: its ordered-binary encoding writes strings of 64 characters
- *   or more without escaping NUL, so tables named `t` and `t + "\0…"` could overlap.)
- * - A value is the protobuf encoding of `Value`, so its type survives restarts.
+ * The persistent store, on LMDB (through lmdb-js): survives restarts and `kill -9`. Its key layout
+ * and cursors are in lmdb-layout.ts; every table's key count is kept next to its entries, updated
+ * in the same transaction as the writes, so HLEN is one lookup.
  *
  * Reads are synchronous. Writes run as lmdb-js asynchronous transactions: everything issued in one
  * event-loop turn shares one transaction and one disk sync (group commit), and a write's promise
@@ -20,10 +14,28 @@ import { open, type RootDatabase } from 'lmdb';
 import { Value } from '../protocol/generated/abi.js';
 import { decodeValue } from '../protocol/decoder.js';
 import { errors, KvError } from '../errors.js';
-import type { Entry, Store } from './store.js';
+import {
+  COUNTS_RANGE,
+  countKey,
+  countKeyOfEscaped,
+  decodeCount,
+  encodeCount,
+  ENTRIES_END,
+  LAYOUT_KEY,
+  LAYOUT_VERSION,
+  readKey,
+  scanCursor,
+  scanStart,
+  tableOfCountKey,
+  tablePrefixLength,
+  tableRange,
+  tablesCursor,
+  tablesStart,
+  writeKey,
+} from './lmdb-layout.js';
+import type { Entry, Page, Store, TableInfo } from './store.js';
 
-/** The largest key lmdb-js accepts with its default page size. */
-export const MAX_KEY_BYTES = 1978;
+export { MAX_KEY_BYTES } from './lmdb-layout.js';
 
 /** Tuning for `LmdbStore.open`. */
 export interface LmdbStoreOptions {
@@ -67,6 +79,12 @@ export class LmdbStore implements Store {
         keyEncoding: 'binary',
         commitDelay: options.commitDelay ?? 0,
       });
+      try {
+        ensureLayout(db);
+      } catch (err) {
+        db.close().catch(() => undefined);
+        throw err;
+      }
       return new LmdbStore(dir, db);
     } catch (err) {
       throw errors.storage(`cannot open the store in ${dir}: ${message(err)}`, err);
@@ -96,15 +114,45 @@ export class LmdbStore implements Store {
    */
   *iterate(table: string): Generator<Entry> {
     const db = this.#live();
-    const prefix = tableName(table);
-    const start = Buffer.from(`${prefix}\0`);
+    const { start, end, prefixLength } = tableRange(table);
     try {
-      for (const { key, value } of db.getRange({ start, end: Buffer.from(`${prefix}\x01`) })) {
-        yield { key: key.toString('utf8', start.length), value: decode(value) };
+      for (const { key, value } of db.getRange({ start, end })) {
+        yield { key: key.toString('utf8', prefixLength), value: decode(value) };
       }
     } catch (err) {
       throw this.#closed ? errors.storage('the store is closed') : storageError('cannot read the table', err);
     }
+  }
+
+  len(table: string): number {
+    const db = this.#live();
+    return this.#read(() => decodeCount(db.get(countKey(table))));
+  }
+
+  scan(table: string, cursor: string, count: number): Page<Entry> {
+    const db = this.#live();
+    const { start, end, prefixLength } = tableRange(table);
+    const from = scanStart(start, cursor);
+    return this.#read(() => {
+      // One more than asked tells whether another page follows, so the last page says so.
+      const rows = Array.from(db.getRange({ ...from, end, limit: count + 1 }));
+      const more = rows.length > count;
+      if (more) rows.length = count;
+      const items = rows.map(({ key, value }) => ({ key: key.toString('utf8', prefixLength), value: decode(value) }));
+      return { items, cursor: more ? scanCursor(rows[count - 1].key, prefixLength) : '' };
+    });
+  }
+
+  tables(cursor: string, count: number): Page<TableInfo> {
+    const db = this.#live();
+    const from = tablesStart(cursor);
+    return this.#read(() => {
+      const rows = Array.from(db.getRange({ ...from, end: COUNTS_RANGE.end, limit: count + 1 }));
+      const more = rows.length > count;
+      if (more) rows.length = count;
+      const items = rows.map(({ key, value }) => ({ name: tableOfCountKey(key), keys: decodeCount(value) }));
+      return { items, cursor: more ? tablesCursor(rows[count - 1].key) : '' };
+    });
   }
 
   async set(table: string, key: string, value: Value): Promise<Value | undefined> {
@@ -114,6 +162,7 @@ export class LmdbStore implements Store {
     return await this.#write(false, () => {
       const previous = decode(db.get(k));
       db.putSync(k, v);
+      if (previous === undefined) addToCount(db, table, 1);
       return previous;
     });
   }
@@ -122,13 +171,17 @@ export class LmdbStore implements Store {
     const db = this.#live();
     // Everything that can fail is done before the transaction, so it never starts half-valid.
     const writes = entries.map(({ key, value }) => [writeKey(table, key), encode(value)] as const);
-    return await this.#write(true, () =>
-      writes.map(([k, v]) => {
-        const previous = decode(db.get(k));
+    return await this.#write(true, () => {
+      let added = 0;
+      const previous = writes.map(([k, v]) => {
+        const p = decode(db.get(k));
         db.putSync(k, v);
-        return previous;
-      }),
-    );
+        if (p === undefined) added++;
+        return p;
+      });
+      addToCount(db, table, added);
+      return previous;
+    });
   }
 
   async del(table: string, key: string): Promise<Value | undefined> {
@@ -137,7 +190,10 @@ export class LmdbStore implements Store {
     if (k === undefined) return undefined;
     return await this.#write(false, () => {
       const previous = decode(db.get(k));
-      if (previous !== undefined) db.removeSync(k);
+      if (previous !== undefined) {
+        db.removeSync(k);
+        addToCount(db, table, -1);
+      }
       return previous;
     });
   }
@@ -145,14 +201,41 @@ export class LmdbStore implements Store {
   async delMany(table: string, keys: readonly string[]): Promise<(Value | undefined)[]> {
     const db = this.#live();
     const ks = keys.map((key) => readKey(table, key));
-    return await this.#write(true, () =>
-      ks.map((k) => {
+    return await this.#write(true, () => {
+      let removed = 0;
+      const previous = ks.map((k) => {
         if (k === undefined) return undefined;
-        const previous = decode(db.get(k));
-        if (previous !== undefined) db.removeSync(k);
-        return previous;
-      }),
-    );
+        const p = decode(db.get(k));
+        if (p !== undefined) {
+          db.removeSync(k);
+          removed++;
+        }
+        return p;
+      });
+      addToCount(db, table, -removed);
+      return previous;
+    });
+  }
+
+  /**
+   * Removes every entry of the table and its count in one atomic transaction. LMDB has no range
+   * delete, so this is one delete per key: O(n log n), done in batches so that no batch of keys
+   * held in memory is larger than `DROP_BATCH`.
+   */
+  async drop(table: string): Promise<number> {
+    const db = this.#live();
+    const { start, end } = tableRange(table);
+    return await this.#write(true, () => {
+      let removed = 0;
+      for (;;) {
+        const keys = Array.from(db.getKeys({ start, end, limit: DROP_BATCH }));
+        for (const k of keys) db.removeSync(k);
+        removed += keys.length;
+        if (keys.length < DROP_BATCH) break;
+      }
+      db.removeSync(countKey(table));
+      return removed;
+    });
   }
 
   /**
@@ -208,30 +291,41 @@ export class LmdbStore implements Store {
   }
 }
 
-/** Escapes U+0000 and U+0001 (the only characters encoded with bytes 0x00 and 0x01). */
-function tableName(table: string): string {
-  return table.replaceAll('\x01', '\x01\x02').replaceAll('\0', '\x01\x01');
+/** Keys a table drop deletes per round (each round re-seeks the start of the table). */
+const DROP_BATCH = 10_000;
+
+/** Adds `delta` to a table's key count, inside a write transaction; a count of 0 is removed. */
+function addToCount(db: Db, table: string, delta: number): void {
+  if (delta === 0) return;
+  const k = countKey(table);
+  const n = decodeCount(db.get(k)) + delta;
+  if (n > 0) db.putSync(k, encodeCount(n));
+  else db.removeSync(k);
 }
 
-function entryKey(table: string, key: string): Buffer {
-  return Buffer.from(`${tableName(table)}\0${key}`);
-}
-
-/** The database key for a write; a key LMDB cannot hold is refused. */
-function writeKey(table: string, key: string): Buffer {
-  const k = entryKey(table, key);
-  if (k.length > MAX_KEY_BYTES) {
-    throw errors.storage(
-      `key too long: the table name and key take ${k.length} bytes encoded, the limit is ${MAX_KEY_BYTES} bytes`,
-    );
+/**
+ * Makes sure the database has the current layout: a new one gets the layout version; one written
+ * before tables were counted gets its counts computed from its entries (one pass, once), in the
+ * same transaction that records the version.
+ */
+function ensureLayout(db: Db): void {
+  const version = db.get(LAYOUT_KEY);
+  if (version !== undefined) {
+    const v = version.length === 1 ? version[0] : -1;
+    if (v !== LAYOUT_VERSION) throw errors.storage(`the store's layout version ${v} is not supported (this protokv reads ${LAYOUT_VERSION})`);
+    return;
   }
-  return k;
-}
-
-/** The database key for a lookup, or `undefined` for a key too long to have been stored. */
-function readKey(table: string, key: string): Buffer | undefined {
-  const k = entryKey(table, key);
-  return k.length > MAX_KEY_BYTES ? undefined : k;
+  const counts = new Map<string, number>();
+  for (const key of db.getKeys({ end: ENTRIES_END })) {
+    const length = tablePrefixLength(key);
+    if (length < 0) throw errors.storage(`the database holds a key that is not a protokv entry (${key.toString('hex').slice(0, 40)})`);
+    const escaped = key.toString('latin1', 0, length);
+    counts.set(escaped, (counts.get(escaped) ?? 0) + 1);
+  }
+  db.transactionSync(() => {
+    for (const [escaped, n] of counts) db.putSync(countKeyOfEscaped(Buffer.from(escaped, 'latin1')), encodeCount(n));
+    db.putSync(LAYOUT_KEY, Buffer.from([LAYOUT_VERSION]));
+  });
 }
 
 function encode(value: Value): Buffer {
