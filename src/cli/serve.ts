@@ -10,6 +10,7 @@ import { MemoryStore } from '../storage/memory.js';
 import type { Store } from '../storage/store.js';
 import { Service } from '../service/service.js';
 import { ProtokvServer, type TlsMaterial } from '../transport/server.js';
+import { RespServer } from '../resp/server.js';
 
 export async function serveCommand(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -39,9 +40,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.exit(1);
   });
   try {
-    const server = await start(config, logger);
+    const servers = await start(config, logger);
     await waitForSignal(logger);
-    await server.close();
+    // The RESP listener finishes first: the protobuf listener's close also closes the store.
+    await servers.resp?.close();
+    await servers.main.close();
     logger.info('stopped');
     return 0;
   } catch (err) {
@@ -52,7 +55,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
 }
 
-async function start(config: ServerConfig, logger: Logger): Promise<ProtokvServer> {
+interface Listeners {
+  main: ProtokvServer;
+  resp?: RespServer;
+}
+
+async function start(config: ServerConfig, logger: Logger): Promise<Listeners> {
   const store: Store = config.memory ? new MemoryStore() : LmdbStore.open(config.dataDir);
   const service = new Service({ store, logger, maxKeysPerCommand: config.limits.maxKeysPerCommand });
   let tls: TlsMaterial | undefined;
@@ -88,7 +96,23 @@ async function start(config: ServerConfig, logger: Logger): Promise<ProtokvServe
     },
     'listening',
   );
-  return server;
+  if (config.resp === undefined) return { main: server };
+  let resp: RespServer;
+  try {
+    resp = await RespServer.listen({
+      service,
+      host: config.resp.host,
+      port: config.resp.port,
+      tls,
+      storeKind: config.memory ? 'memory' : 'lmdb',
+      ...config.limits,
+    });
+  } catch (err) {
+    await server.close();
+    throw new Error(`cannot listen on ${formatListenAddress(config.resp)} (--resp): ${(err as Error).message}`, { cause: err });
+  }
+  logger.info({ address: formatListenAddress(resp.address()), protocol: 'resp', tls: config.tls ? (config.tls.clientCa ? 'mutual' : 'server') : 'off' }, 'listening');
+  return { main: server, resp };
 }
 
 function waitForSignal(logger: Logger): Promise<void> {

@@ -14,13 +14,12 @@
 import type net from 'node:net';
 import { KvError } from '../errors.js';
 import type { CommandContext } from '../service/commands.js';
-import { isPromise } from '../storage/store.js';
 import { ReplyError, type Call, type CommandSpec, type Deferred } from './command.js';
 import type { ClientState, ReplyMode } from './client.js';
 import { dropSubscriptions } from './commands/pubsub.js';
 import type { CommandEntry } from './commands/table.js';
 import type { RespContext } from './context.js';
-import { Args, RespParser, RespProtocolError } from './parser.js';
+import { RespParser, RespProtocolError, type Args } from './parser.js';
 import type { RespSubscription } from './pubsub.js';
 import { ReplyWriter } from './reply.js';
 
@@ -72,6 +71,8 @@ export class RespConnection implements ClientState {
   #paused = false;
   #flushScheduled = false;
   #peakReply = 0;
+  /** A command is running (CLIENT LIST counts its arguments as query buffer). */
+  #executing = false;
 
   constructor(socket: net.Socket, id: number, server: RespContext) {
     this.#socket = socket;
@@ -159,9 +160,12 @@ export class RespConnection implements ClientState {
     const subscribed = this.channels.size + this.patterns.size > 0;
     const flags = `${subscribed ? 'P' : ''}${this.#closing ? 'c' : ''}` || 'N';
     const args = this.#parser.args;
-    const qbuf = args.wireBytes + this.#parser.buffered;
+    let qbuf = this.#parser.buffered;
     let argvMem = 0;
-    for (let i = 0; i < args.count; i++) argvMem += args.length(i);
+    if (this.#executing) {
+      qbuf += args.wireBytes;
+      for (let i = 0; i < args.count; i++) argvMem += args.length(i);
+    }
     const obl = this.#out.size;
     const omem = socket.writableLength + this.#pendingBytes() - obl;
     const events = socket.writableLength > 0 ? 'rw' : 'r';
@@ -279,6 +283,9 @@ export class RespConnection implements ClientState {
     const errorsBefore = out.errors;
     const call: Call = { args, out, client: this, server: this.#server, command: spec };
     this.#server.stats.commandsProcessed++;
+    // As in Redis, CLIENT LIST shows the command being run as the client's last one.
+    this.lastCommand = spec.name;
+    this.#executing = true;
     const started = performance.now();
     let result: void | Promise<Deferred> = undefined;
     try {
@@ -288,7 +295,7 @@ export class RespConnection implements ClientState {
     }
     stats.usec += (performance.now() - started) * 1000;
     stats.calls++;
-    this.lastCommand = spec.name;
+    this.#executing = false;
     // Pub/sub confirmations are pushes, which CLIENT REPLY OFF/SKIP does not silence.
     const silenced = (this.#replyOff || this.#replySkip) && !PUSH_REPLIES.has(spec.name);
     this.#replySkip = false;
@@ -402,16 +409,23 @@ export class RespConnection implements ClientState {
     }
     const finished = this.#closing || (this.#inputEnded && !this.#paused && this.#awaiting === 0);
     if (finished && queue.length === 0 && !this.#socket.writableEnded) {
-      this.#socket.end();
-      // Let unread input flow (and be dropped) so the socket can finish closing.
-      this.#socket.resume();
+      const socket = this.#socket;
+      if (this.#closing) {
+        // QUIT, a protocol error, CLIENT KILL, shutdown: once the replies are out the connection
+        // closes both ways, as Redis closes it; a client still sending finds it closed.
+        socket.end(() => socket.destroy());
+      } else {
+        socket.end();
+        socket.resume();
+      }
     }
     if (this.#overLimit()) this.#pause();
   }
 
+  /** Too many replies awaited, or too many bytes unsent (buffered here or in the socket). */
   #overLimit(): boolean {
     const limits = this.#server.limits;
-    return this.#awaiting >= limits.maxPendingResponses || this.#socket.writableLength >= limits.maxOutputBytes;
+    return this.#awaiting >= limits.maxPendingResponses || this.#socket.writableLength + this.#out.size >= limits.maxOutputBytes;
   }
 
   #pause(): void {

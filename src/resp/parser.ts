@@ -89,6 +89,9 @@ export class Args {
 }
 
 const EMPTY = Buffer.alloc(0);
+const NONE = 0;
+const INLINE = 1;
+const MULTIBULK = 2;
 const CR = 0x0d;
 const LF = 0x0a;
 
@@ -116,7 +119,8 @@ export class RespParser {
   #bulkLength = -1;
   /** Bytes the current request has used so far (for the size limit and CLIENT LIST). */
   #requestBytes = 0;
-  #inRequest = false;
+  /** What the request being parsed is: none yet, inline or multibulk. */
+  #kind = NONE;
 
   constructor(limits: ParserLimits) {
     this.#limits = limits;
@@ -145,18 +149,17 @@ export class RespParser {
    */
   next(): boolean {
     for (;;) {
-      if (!this.#inRequest) {
+      if (this.#kind === NONE) {
         if (this.#available() === 0) return false;
         this.args.reset();
         this.#requestBytes = 0;
-        this.#inRequest = true;
-        if (this.#peek() !== 0x2a /* '*' */) {
-          const done = this.#inline();
-          if (!done) return false;
-          this.#inRequest = false;
-          if (this.args.count === 0) continue; // an empty line is ignored
-          return true;
-        }
+        this.#kind = this.#peek() === 0x2a /* '*' */ ? MULTIBULK : INLINE;
+      }
+      if (this.#kind === INLINE) {
+        if (!this.#inline()) return false;
+        this.#kind = NONE;
+        if (this.args.count === 0) continue; // an empty line is ignored
+        return true;
       }
       if (this.#remaining === 0) {
         const line = this.#line('too big mbulk count string');
@@ -165,7 +168,7 @@ export class RespParser {
         if (count === undefined || count > MAX_ARGUMENTS) throw new RespProtocolError('invalid multibulk length');
         if (count <= 0) {
           // `*0` and negative counts are empty requests.
-          this.#inRequest = false;
+          this.#kind = NONE;
           continue;
         }
         this.#remaining = count;
@@ -194,7 +197,7 @@ export class RespParser {
         this.#bulkLength = -1;
         this.#remaining--;
       }
-      this.#inRequest = false;
+      this.#kind = NONE;
       this.args.wireBytes = this.#requestBytes;
       return true;
     }

@@ -91,13 +91,17 @@ export class RedisConfig {
   set(pairs: readonly [Buffer, Buffer][]): void {
     const failed = (name: string, reason: string) => new ReplyError(`ERR CONFIG SET failed (possibly related to argument '${name}') - ${reason}`);
     const seen = new Set<ConfigParam>();
-    const changes: [ConfigParam, string, string][] = [];
+    const named: [ConfigParam, string, Buffer][] = [];
     for (const [rawName, rawValue] of pairs) {
       const name = rawName.toString('latin1').toLowerCase();
       const p = this.#byName.get(name);
       if (p === undefined) throw new ReplyError(`ERR Unknown option or number of arguments for CONFIG SET - '${rawName.toString('latin1')}'`);
       if (seen.has(p)) throw failed(name, 'duplicate parameter');
       seen.add(p);
+      named.push([p, name, rawValue]);
+    }
+    const changes: [ConfigParam, string, string][] = [];
+    for (const [p, name, rawValue] of named) {
       const value = rawValue.toString('utf8');
       if (p.set === undefined) {
         if (value !== p.get()) throw failed(name, p.readOnlyReason ?? "can't set immutable config");

@@ -11,7 +11,6 @@ import tls from 'node:tls';
 import type { Service } from '../service/service.js';
 import type { TlsMaterial } from '../transport/server.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../codec/frame.js';
-import type { ClientState } from './client.js';
 import { CommandTable } from './commands/table.js';
 import { RespConnection } from './connection.js';
 import type { RespContext, RespLimits } from './context.js';
@@ -51,7 +50,7 @@ const STATS_SAMPLE_MS = 100;
 export class RespServer {
   readonly #server: net.Server;
   readonly #options: RespServerOptions;
-  readonly #context: RespContext;
+  readonly #context: RespContext & { port: number };
   readonly #clients = new Map<number, RespConnection>();
   readonly #sockets = new Set<net.Socket>();
   readonly #sampler: NodeJS.Timeout;
@@ -75,20 +74,17 @@ export class RespServer {
     };
     const stats = new RespStats();
     const storeKind = options.storeKind ?? 'memory';
-    const server = this;
     this.#context = {
       service,
       logger: service.logger,
       limits,
       commands: new CommandTable(stats),
-      config: redisConfig(limits, storeKind, () => server.address()),
+      config: redisConfig(limits, storeKind, () => this.address()),
       stats,
       cursors: new ScanCursors(),
-      clients: this.#clients as ReadonlyMap<number, ClientState>,
+      clients: this.#clients,
       startedAt: Date.now(),
-      get port() {
-        return server.address().port;
-      },
+      port: 0,
       storeKind,
     };
     const onConnection = (socket: net.Socket): void => this.#accept(socket);
@@ -134,6 +130,7 @@ export class RespServer {
       clearInterval(server.#sampler);
       throw err;
     }
+    server.#context.port = server.address().port;
     return server;
   }
 
@@ -218,6 +215,7 @@ function redisConfig(limits: RespLimits, storeKind: string, address: () => { hos
     fixedParam('appendonly', durable ? 'yes' : 'no', 'the store decides durability (--memory or --data-dir)'),
     fixedParam('appendfsync', durable ? 'always' : 'no', 'the store decides durability (--memory or --data-dir)'),
     fixedParam('databases', '1', 'protokv has a single keyspace'),
+    fixedParam('daemonize', 'no'),
     fixedParam('maxclients', String(limits.maxConnections), settingOnly),
     fixedParam('timeout', String(Math.floor(limits.idleTimeoutMs / 1000)), settingOnly),
     fixedParam('port', () => String(address().port), settingOnly),

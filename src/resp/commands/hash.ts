@@ -9,7 +9,7 @@
  */
 import type { CommandResponse, Kvpair, Value } from '../../protocol/generated/abi.js';
 import { command as request } from '../../protocol/requests.js';
-import { isPromise, type Entry, type MaybePromise } from '../../storage/store.js';
+import type { Entry, MaybePromise } from '../../storage/store.js';
 import { arg, command, reply, ReplyError, replyErrors, type Call, type CommandSpec } from '../command.js';
 import { Glob } from '../glob.js';
 import { decodeName, encodeName } from '../names.js';

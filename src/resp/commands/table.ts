@@ -3,8 +3,7 @@
  * subcommands and its statistics. Anything not in it is Redis's unknown-command error.
  */
 import type { CommandSpec } from '../command.js';
-import { CommandStats } from '../stats.js';
-import type { RespStats } from '../stats.js';
+import type { CommandStats, RespStats } from '../stats.js';
 import { connectionCommands } from './connection.js';
 import { hashCommands } from './hash.js';
 import { introspectionCommands } from './introspection.js';
