@@ -19,6 +19,11 @@ export interface CommandContext {
   readonly stream: SubscriberContext | undefined;
   /** Which protocol the request came in on (`resp` for the RESP listener), for metrics and tracing. */
   readonly transport?: string;
+  /**
+   * Told how many subscriptions a PUBLISH reached (the protobuf response carries no count; a RESP
+   * PUBLISH replies with it).
+   */
+  readonly onPublished?: (receivers: number) => void;
 }
 
 type Handler<C extends CommandName> = (args: CommandArgs<C>, ctx: CommandContext) => MaybePromise<CommandResponse>;
@@ -120,17 +125,18 @@ const handlers: { [C in CommandName]: Handler<C> } = {
   },
   subscribe: ({ topic }, { pubsub, stream }) => {
     if (stream === undefined) throw errors.invalidCommand('SUBSCRIBE needs a stream to deliver messages on');
-    const id = pubsub.subscribe(topic, stream);
-    return okValues([{ value: { $case: 'integer', value: BigInt(id) } }]);
+    return map(pubsub.subscribe(topic, stream), (id) => okValues([{ value: { $case: 'integer', value: BigInt(id) } }]));
   },
-  unsubscribe: ({ topic, id }, { pubsub }) => {
-    if (!pubsub.unsubscribe(topic, id)) throw errors.subscriptionNotFound(topic, id);
-    return ok();
-  },
-  publish: ({ topic, data }, { pubsub }) => {
-    pubsub.publish(topic, data);
-    return ok();
-  },
+  unsubscribe: ({ topic, id }, { pubsub }) =>
+    map(pubsub.unsubscribe(topic, id), (found) => {
+      if (!found) throw errors.subscriptionNotFound(topic, id);
+      return ok();
+    }),
+  publish: ({ topic, data }, { pubsub, onPublished }) =>
+    map(pubsub.publish(topic, data), (receivers) => {
+      onPublished?.(receivers);
+      return ok();
+    }),
   hlen: ({ table }, { store }) => map(store.len(table), (n) => okValues([integer(n)])),
   hscan: ({ table, cursor, count }, { store }) => map(store.scan(table, cursor, pageSize(count)), scanPage),
   tables: ({ cursor, count }, { store }) => map(store.tables(cursor, pageSize(count)), tablesPage),

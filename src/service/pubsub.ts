@@ -3,11 +3,14 @@
  * every subscriber; each subscriber's stream bounds its own backlog (see `SubscriberContext`).
  *
  * Besides subscriptions to one topic there are pattern subscriptions (the RESP listener's
- * PSUBSCRIBE): a publish reaches every subscription whose matcher accepts its topic, whichever
- * protocol published it.
+ * PSUBSCRIBE): every message published through this node to a topic the pattern matches reaches
+ * them, whichever protocol published it. They are this node's own: with a distributed broker,
+ * messages published through other nodes do not reach them.
  */
 import type { Value } from '../protocol/generated/abi.js';
 import { okValues } from '../protocol/requests.js';
+import { isPromise, type MaybePromise } from '../storage/store.js';
+import { LocalBroker, type Broker } from './broker.js';
 
 /** A subscription's stream, as the transport implements it. */
 export interface SubscriberContext {
@@ -68,46 +71,55 @@ export class PubSub {
   /** Pattern subscriptions per distinct pattern. */
   readonly #patternCounts = new Map<string, number>();
   readonly #byId = new Map<number, Subscription>();
-  #lastId = 0;
+  /** Where published messages go and where ids come from (see broker.ts). */
+  readonly #broker: Broker;
+
+  constructor(broker: Broker = new LocalBroker()) {
+    this.#broker = broker;
+    broker.attach({ deliver: (topic, data) => this.deliver(topic, data), end: (topic, id) => this.#end(topic, id) });
+  }
 
   /** Number of live subscriptions. */
   get size(): number {
     return this.#byId.size;
   }
 
-  /** Registers a subscriber for `topic`; returns its id, unique for the life of the process. */
-  subscribe(topic: string, stream: SubscriberContext): number {
-    const id = ++this.#lastId;
+  /**
+   * Registers a subscriber for `topic`; returns its id, unique for the life of the process (and
+   * across nodes, with a distributed broker), once messages published from now on reach it.
+   */
+  subscribe(topic: string, stream: SubscriberContext): MaybePromise<number> {
+    const id = this.#broker.nextId();
     const sink = stream.becomeSubscriber(id, () => this.#remove(id));
     const sub: Subscription = { id, topic, sink };
     this.#byId.set(id, sub);
     let subs = this.#topics.get(topic);
     if (subs === undefined) this.#topics.set(topic, (subs = new Map<number, Subscription>()));
     subs.set(id, sub);
-    return id;
+    const joined = this.#broker.joined(topic, id);
+    if (!isPromise(joined)) return id;
+    return joined.then(
+      () => id,
+      (err: unknown) => {
+        this.#end(topic, id);
+        throw err;
+      },
+    );
   }
 
   /**
-   * Registers a pattern subscription: it receives every message whose topic `matcher` accepts.
-   * Returns its id (from the same sequence as topic subscriptions).
+   * Registers a pattern subscription on this node: it receives every message published through
+   * this node whose topic `matcher` accepts. Returns its id (from the same sequence as topic
+   * subscriptions).
    */
   subscribePattern(matcher: TopicMatcher, stream: SubscriberContext): number {
-    const id = ++this.#lastId;
+    const id = this.#broker.nextId();
     const sink = stream.becomeSubscriber(id, () => this.#remove(id));
     const sub: Subscription = { id, topic: matcher.pattern, sink, matcher };
     this.#byId.set(id, sub);
     this.#patterns.set(id, sub);
     this.#patternCounts.set(matcher.pattern, (this.#patternCounts.get(matcher.pattern) ?? 0) + 1);
     return id;
-  }
-
-  /** Ends subscription `id` if it is on `topic`; its stream is closed. False when there is no such subscription. */
-  unsubscribe(topic: string, id: number): boolean {
-    const sub = this.#byId.get(id);
-    if (sub === undefined || sub.topic !== topic || sub.matcher !== undefined) return false;
-    this.#remove(id);
-    sub.sink.end();
-    return true;
   }
 
   /** Ends pattern subscription `id` (its sink is told, as for `unsubscribe`). False when there is none. */
@@ -120,46 +132,75 @@ export class PubSub {
   }
 
   /**
-   * Sends `data` to every current subscriber of `topic` and every pattern subscription matching
-   * it, in publish order; returns how many subscriptions received it.
+   * Ends subscription `id` if it is on `topic`, here or (with a distributed broker) on another
+   * node; its stream is closed. False when there is no such subscription.
    */
-  publish(topic: string, data: Value[]): number {
-    const subs = this.#topics.get(topic);
-    if (subs === undefined && this.#patterns.size === 0) return 0;
-    // Copy first: a sink may cancel its own subscription (or another) while we deliver.
-    const targets = subs === undefined ? [] : Array.from(subs.values());
-    for (const sub of this.#patterns.values()) if (sub.matcher!.matches(topic)) targets.push(sub);
-    if (targets.length === 0) return 0;
+  unsubscribe(topic: string, id: number): MaybePromise<boolean> {
+    return this.#end(topic, id) || this.#broker.unsubscribeElsewhere(topic, id);
+  }
+
+  /**
+   * Publishes `data` to `topic` through the broker, then to this node's matching pattern
+   * subscriptions; resolves to the number of subscriptions reached.
+   */
+  publish(topic: string, data: Value[]): MaybePromise<number> {
+    const sent = this.#broker.publish(topic, data);
+    if (this.#patterns.size === 0) return sent;
+    const matched: Subscription[] = [];
+    for (const sub of this.#patterns.values()) if (sub.matcher!.matches(topic)) matched.push(sub);
+    if (matched.length === 0) return sent;
     const message = new PublishedMessage(topic, data);
-    for (const sub of targets) sub.sink.deliver(message);
-    return targets.length;
+    for (const sub of matched) sub.sink.deliver(message);
+    return isPromise(sent) ? sent.then((n) => n + matched.length) : sent + matched.length;
   }
 
-  /** How many subscriptions a publish to `topic` would reach now. */
-  receivers(topic: string): number {
-    let n = this.#topics.get(topic)?.size ?? 0;
-    for (const sub of this.#patterns.values()) if (sub.matcher!.matches(topic)) n++;
-    return n;
-  }
-
-  /** Subscriptions to exactly `topic` (pattern subscriptions not counted). */
+  /** Subscriptions to exactly `topic` on this node (pattern subscriptions not counted). */
   subscriberCount(topic: string): number {
     return this.#topics.get(topic)?.size ?? 0;
   }
 
-  /** Topics with at least one subscriber. */
+  /** Topics with at least one subscriber on this node. */
   topics(): IterableIterator<string> {
     return this.#topics.keys();
   }
 
-  /** Number of topics with at least one subscriber. */
+  /** Number of topics with at least one subscriber on this node. */
   get topicCount(): number {
     return this.#topics.size;
   }
 
-  /** Number of distinct patterns subscribed to. */
+  /** Number of distinct patterns subscribed to on this node. */
   get patternCount(): number {
     return this.#patternCounts.size;
+  }
+
+  /** Ends every subscription, then stops the broker (server shutdown). */
+  async close(): Promise<void> {
+    this.endAll();
+    await this.#broker.close();
+  }
+
+  /** Ends this node's subscription `id` if it is on `topic`. */
+  #end(topic: string, id: number): boolean {
+    const sub = this.#byId.get(id);
+    if (sub === undefined || sub.topic !== topic || sub.matcher !== undefined) return false;
+    this.#remove(id);
+    sub.sink.end();
+    return true;
+  }
+
+  /**
+   * Sends `data` to every current subscriber of `topic` on this node, in publish order; returns
+   * how many. The broker calls it for each message published to a topic with subscribers here.
+   */
+  deliver(topic: string, data: Value[]): MaybePromise<number> {
+    const subs = this.#topics.get(topic);
+    if (subs === undefined) return 0;
+    const message = new PublishedMessage(topic, data);
+    // Copy first: a sink may cancel its own subscription while we deliver.
+    const targets = Array.from(subs.values());
+    for (const sub of targets) sub.sink.deliver(message);
+    return targets.length;
   }
 
   /** Ends every subscription (server shutdown). */
@@ -181,6 +222,7 @@ export class PubSub {
       else this.#patternCounts.set(sub.topic, left);
       return;
     }
+    this.#broker.left(sub.topic, id);
     const subs = this.#topics.get(sub.topic);
     subs?.delete(id);
     if (subs?.size === 0) this.#topics.delete(sub.topic);

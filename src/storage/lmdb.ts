@@ -24,6 +24,7 @@ import {
   LAYOUT_KEY,
   LAYOUT_VERSION,
   readKey,
+  type RangeStart,
   scanCursor,
   scanStart,
   tableOfCountKey,
@@ -33,6 +34,7 @@ import {
   tablesStart,
   writeKey,
 } from './lmdb-layout.js';
+import { PendingWrites, type PendingEntry } from './pending-writes.js';
 import type { Entry, Page, Store, TableInfo } from './store.js';
 
 export { MAX_KEY_BYTES } from './lmdb-layout.js';
@@ -53,6 +55,8 @@ export class LmdbStore implements Store {
   readonly #db: Db;
   /** Writes not yet settled, so that `close` can wait for them. */
   readonly #pending = new Set<Promise<unknown>>();
+  /** Their effects, which every read applies over the committed state. */
+  readonly #staged = new PendingWrites();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -93,12 +97,24 @@ export class LmdbStore implements Store {
 
   get(table: string, key: string): Value | undefined {
     const db = this.#live();
+    if (!this.#staged.empty) {
+      const t = this.#staged.table(table);
+      const p = t?.entries.get(key);
+      if (p !== undefined) return p.value;
+      if (t !== undefined && t.dropTicket !== 0) return undefined;
+    }
     const k = readKey(table, key);
     return k === undefined ? undefined : this.#read(() => decode(db.get(k)));
   }
 
   contains(table: string, key: string): boolean {
     const db = this.#live();
+    if (!this.#staged.empty) {
+      const t = this.#staged.table(table);
+      const p = t?.entries.get(key);
+      if (p !== undefined) return p.value !== undefined;
+      if (t !== undefined && t.dropTicket !== 0) return false;
+    }
     const k = readKey(table, key);
     return k !== undefined && this.#read(() => db.doesExist(k));
   }
@@ -109,49 +125,91 @@ export class LmdbStore implements Store {
 
   /**
    * A lazy cursor over the table: entries are read from the database as iteration proceeds, from
-   * one snapshot. Finish the iteration or end it early (`break`, `return()`): an abandoned one
-   * keeps its snapshot, so LMDB cannot reuse the pages it sees.
+   * one snapshot, with the writes pending when iteration started applied over them. Finish the
+   * iteration or end it early (`break`, `return()`): an abandoned one keeps its snapshot, so LMDB
+   * cannot reuse the pages it sees.
    */
   *iterate(table: string): Generator<Entry> {
     const db = this.#live();
     const { start, end, prefixLength } = tableRange(table);
+    const staged = this.#staged.table(table);
+    const pending = staged === undefined ? undefined : new Map(staged.entries);
     try {
-      for (const { key, value } of db.getRange({ start, end })) {
-        yield { key: key.toString('utf8', prefixLength), value: decode(value) };
+      if (staged === undefined || staged.dropTicket === 0) {
+        for (const { key, value } of db.getRange({ start, end })) {
+          const k = key.toString('utf8', prefixLength);
+          if (pending === undefined || !pending.has(k)) yield { key: k, value: decode(value) };
+        }
       }
     } catch (err) {
       throw this.#closed ? errors.storage('the store is closed') : storageError('cannot read the table', err);
     }
+    if (pending === undefined) return;
+    for (const [key, p] of pending) if (p.value !== undefined) yield { key, value: p.value };
   }
 
+  /** The committed count, corrected by the pending writes of the table (few: one commit's worth). */
   len(table: string): number {
     const db = this.#live();
-    return this.#read(() => decodeCount(db.get(countKey(table))));
+    return this.#read(() => {
+      const t = this.#staged.table(table);
+      const hidden = t !== undefined && t.dropTicket !== 0;
+      let n = hidden ? 0 : decodeCount(db.get(countKey(table)));
+      if (t !== undefined) {
+        for (const p of t.entries.values()) n += (p.value !== undefined ? 1 : 0) - (!hidden && db.doesExist(p.dbKey) ? 1 : 0);
+      }
+      return n;
+    });
   }
 
+  /**
+   * A page in key byte order: the committed entries after the cursor, read lazily, merged with the
+   * pending writes of the table after it; one more than asked tells whether another page follows.
+   */
   scan(table: string, cursor: string, count: number): Page<Entry> {
     const db = this.#live();
     const { start, end, prefixLength } = tableRange(table);
     const from = scanStart(start, cursor);
     return this.#read(() => {
-      // One more than asked tells whether another page follows, so the last page says so.
-      const rows = Array.from(db.getRange({ ...from, end, limit: count + 1 }));
+      const t = this.#staged.table(table);
+      const committed: Iterable<Row> = t?.dropTicket ? [] : db.getRange({ ...from, end, limit: t === undefined ? count + 1 : undefined });
+      const pending = t === undefined ? [] : pendingAfter(t.entries.values(), from);
+      const rows = takeMerged(committed, pending, count + 1);
       const more = rows.length > count;
       if (more) rows.length = count;
-      const items = rows.map(({ key, value }) => ({ key: key.toString('utf8', prefixLength), value: decode(value) }));
-      return { items, cursor: more ? scanCursor(rows[count - 1].key, prefixLength) : '' };
+      return {
+        items: rows.map((r) => ({ key: r.key.toString('utf8', prefixLength), value: r.staged ? r.decoded! : decode(r.value) })),
+        cursor: more ? scanCursor(rows[count - 1].key, prefixLength) : '',
+      };
     });
   }
 
+  /** Like `scan`, over the table counts; a table with pending writes is listed with its `len`. */
   tables(cursor: string, count: number): Page<TableInfo> {
     const db = this.#live();
     const from = tablesStart(cursor);
     return this.#read(() => {
-      const rows = Array.from(db.getRange({ ...from, end: COUNTS_RANGE.end, limit: count + 1 }));
-      const more = rows.length > count;
-      if (more) rows.length = count;
-      const items = rows.map(({ key, value }) => ({ name: tableOfCountKey(key), keys: decodeCount(value) }));
-      return { items, cursor: more ? tablesCursor(rows[count - 1].key) : '' };
+      const committed = db.getRange({ ...from, end: COUNTS_RANGE.end, limit: this.#staged.empty ? count + 1 : undefined });
+      const pending: Row[] = [];
+      for (const [name] of this.#staged.tables()) {
+        const key = countKey(name);
+        if (isAfter(key, from)) pending.push({ key, value: EMPTY_BUFFER, staged: true, name });
+      }
+      pending.sort(byKey);
+      const items: TableInfo[] = [];
+      let last: Buffer | undefined;
+      let more = false;
+      for (const row of mergeSorted(committed, pending)) {
+        const keys = row.name !== undefined ? this.len(row.name) : decodeCount(row.value);
+        if (keys === 0) continue;
+        if (items.length === count) {
+          more = true;
+          break;
+        }
+        items.push({ name: row.name ?? tableOfCountKey(row.key), keys });
+        last = row.key;
+      }
+      return { items, cursor: more && last !== undefined ? tablesCursor(last) : '' };
     });
   }
 
@@ -159,62 +217,89 @@ export class LmdbStore implements Store {
     const db = this.#live();
     const k = writeKey(table, key);
     const v = encode(value);
-    return await this.#write(false, () => {
-      const previous = decode(db.get(k));
-      db.putSync(k, v);
-      if (previous === undefined) addToCount(db, table, 1);
-      return previous;
-    });
+    const ticket = this.#staged.ticket();
+    this.#staged.put(table, key, k, value, ticket);
+    return await this.#write(
+      false,
+      () => {
+        const previous = decode(db.get(k));
+        db.putSync(k, v);
+        if (previous === undefined) addToCount(db, table, 1);
+        return previous;
+      },
+      () => this.#staged.settle(table, [key], ticket),
+    );
   }
 
   async setMany(table: string, entries: readonly Entry[]): Promise<(Value | undefined)[]> {
     const db = this.#live();
     // Everything that can fail is done before the transaction, so it never starts half-valid.
     const writes = entries.map(({ key, value }) => [writeKey(table, key), encode(value)] as const);
-    return await this.#write(true, () => {
-      let added = 0;
-      const previous = writes.map(([k, v]) => {
-        const p = decode(db.get(k));
-        db.putSync(k, v);
-        if (p === undefined) added++;
-        return p;
-      });
-      addToCount(db, table, added);
-      return previous;
-    });
+    const ticket = this.#staged.ticket();
+    entries.forEach(({ key, value }, i) => this.#staged.put(table, key, writes[i][0], value, ticket));
+    return await this.#write(
+      true,
+      () => {
+        let added = 0;
+        const previous = writes.map(([k, v]) => {
+          const p = decode(db.get(k));
+          db.putSync(k, v);
+          if (p === undefined) added++;
+          return p;
+        });
+        addToCount(db, table, added);
+        return previous;
+      },
+      () => this.#staged.settle(table, entries.map((e) => e.key), ticket),
+    );
   }
 
   async del(table: string, key: string): Promise<Value | undefined> {
     const db = this.#live();
     const k = readKey(table, key);
     if (k === undefined) return undefined;
-    return await this.#write(false, () => {
-      const previous = decode(db.get(k));
-      if (previous !== undefined) {
-        db.removeSync(k);
-        addToCount(db, table, -1);
-      }
-      return previous;
-    });
+    const ticket = this.#staged.ticket();
+    this.#staged.put(table, key, k, undefined, ticket);
+    return await this.#write(
+      false,
+      () => {
+        const previous = decode(db.get(k));
+        if (previous !== undefined) {
+          db.removeSync(k);
+          addToCount(db, table, -1);
+        }
+        return previous;
+      },
+      () => this.#staged.settle(table, [key], ticket),
+    );
   }
 
   async delMany(table: string, keys: readonly string[]): Promise<(Value | undefined)[]> {
     const db = this.#live();
     const ks = keys.map((key) => readKey(table, key));
-    return await this.#write(true, () => {
-      let removed = 0;
-      const previous = ks.map((k) => {
-        if (k === undefined) return undefined;
-        const p = decode(db.get(k));
-        if (p !== undefined) {
-          db.removeSync(k);
-          removed++;
-        }
-        return p;
-      });
-      addToCount(db, table, -removed);
-      return previous;
+    const ticket = this.#staged.ticket();
+    keys.forEach((key, i) => {
+      const k = ks[i];
+      if (k !== undefined) this.#staged.put(table, key, k, undefined, ticket);
     });
+    return await this.#write(
+      true,
+      () => {
+        let removed = 0;
+        const previous = ks.map((k) => {
+          if (k === undefined) return undefined;
+          const p = decode(db.get(k));
+          if (p !== undefined) {
+            db.removeSync(k);
+            removed++;
+          }
+          return p;
+        });
+        addToCount(db, table, -removed);
+        return previous;
+      },
+      () => this.#staged.settle(table, keys, ticket),
+    );
   }
 
   /**
@@ -225,17 +310,23 @@ export class LmdbStore implements Store {
   async drop(table: string): Promise<number> {
     const db = this.#live();
     const { start, end } = tableRange(table);
-    return await this.#write(true, () => {
-      let removed = 0;
-      for (;;) {
-        const keys = Array.from(db.getKeys({ start, end, limit: DROP_BATCH }));
-        for (const k of keys) db.removeSync(k);
-        removed += keys.length;
-        if (keys.length < DROP_BATCH) break;
-      }
-      db.removeSync(countKey(table));
-      return removed;
-    });
+    const ticket = this.#staged.ticket();
+    this.#staged.drop(table, ticket);
+    return await this.#write(
+      true,
+      () => {
+        let removed = 0;
+        for (;;) {
+          const keys = Array.from(db.getKeys({ start, end, limit: DROP_BATCH }));
+          for (const k of keys) db.removeSync(k);
+          removed += keys.length;
+          if (keys.length < DROP_BATCH) break;
+        }
+        db.removeSync(countKey(table));
+        return removed;
+      },
+      () => this.#staged.settle(table, [], ticket),
+    );
   }
 
   /**
@@ -273,8 +364,9 @@ export class LmdbStore implements Store {
    * Queues `action` into the next lmdb-js write transaction. The read-modify-write it performs is
    * atomic because it runs inside that transaction. An `atomic` action runs in a child transaction
    * so that a failure part-way rolls all of its writes back (a plain transaction keeps them).
+   * `settled` runs once the transaction is committed or has failed (it forgets the staged write).
    */
-  #write<T>(atomic: boolean, action: () => T): Promise<T> {
+  #write<T>(atomic: boolean, action: () => T, settled: () => void): Promise<T> {
     let queued: Promise<T>;
     try {
       queued = atomic ? this.#db.childTransaction(action) : this.#db.transaction(action);
@@ -285,10 +377,69 @@ export class LmdbStore implements Store {
       throw storageError('cannot write', await commitFailureCause(err));
     });
     this.#pending.add(committed);
-    const settle = () => this.#pending.delete(committed);
+    const settle = () => {
+      this.#pending.delete(committed);
+      settled();
+    };
     committed.then(settle, settle);
     return committed;
   }
+}
+
+/**
+ * A row of a listing: a committed one as lmdb-js reads it, or a pending one (`staged`), whose
+ * `decoded` value is undefined for a delete; `name` is the table of a pending row of `tables`.
+ */
+interface Row {
+  readonly key: Buffer;
+  readonly value: Buffer;
+  readonly staged?: true;
+  readonly decoded?: Value;
+  readonly name?: string;
+}
+
+const EMPTY_BUFFER = Buffer.alloc(0);
+
+/** Whether `key` comes after the start of a range. */
+function isAfter(key: Buffer, from: RangeStart): boolean {
+  const c = Buffer.compare(key, from.start);
+  return c > 0 || (c === 0 && !from.exclusiveStart);
+}
+
+const byKey = (a: Row, b: Row): number => Buffer.compare(a.key, b.key);
+
+/** The pending writes of a table past `from`, in key order. */
+function pendingAfter(entries: Iterable<PendingEntry>, from: RangeStart): Row[] {
+  const rows: Row[] = [];
+  for (const p of entries) {
+    if (isAfter(p.dbKey, from)) rows.push({ key: p.dbKey, value: EMPTY_BUFFER, staged: true, decoded: p.value });
+  }
+  return rows.sort(byKey);
+}
+
+/**
+ * Committed rows (read lazily, in key order) merged with pending ones (sorted): a pending row
+ * replaces the committed row of the same key.
+ */
+function* mergeSorted(committed: Iterable<Row>, pending: readonly Row[]): Generator<Row> {
+  let i = 0;
+  for (const row of committed) {
+    while (i < pending.length && Buffer.compare(pending[i].key, row.key) < 0) yield pending[i++];
+    if (i < pending.length && Buffer.compare(pending[i].key, row.key) === 0) yield pending[i++];
+    else yield row;
+  }
+  while (i < pending.length) yield pending[i++];
+}
+
+/** The first `limit` rows of a merged listing that are not pending deletes. */
+function takeMerged(committed: Iterable<Row>, pending: readonly Row[], limit: number): Row[] {
+  const rows: Row[] = [];
+  if (limit === 0) return rows;
+  for (const row of mergeSorted(committed, pending)) {
+    if (row.staged && row.decoded === undefined) continue;
+    if (rows.push(row) === limit) break;
+  }
+  return rows;
 }
 
 /** Keys a table drop deletes per round (each round re-seeks the start of the table). */

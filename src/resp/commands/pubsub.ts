@@ -4,15 +4,16 @@
  * RESP feature served by the same pub/sub.
  */
 import { command as request } from '../../protocol/requests.js';
-import { isPromise } from '../../storage/store.js';
-import { arg, command, ReplyError, type Call, type CommandSpec } from '../command.js';
+import type { CommandResponse } from '../../protocol/generated/abi.js';
+import type { MaybePromise } from '../../storage/store.js';
+import { arg, command, reply, ReplyError, type Call, type CommandSpec } from '../command.js';
 import type { ClientState } from '../client.js';
 import { Glob } from '../glob.js';
 import { encodeName } from '../names.js';
 import { PatternMatcher, RespSubscription } from '../pubsub.js';
 import type { ReplyWriter } from '../reply.js';
 import { argValue } from '../values.js';
-import { container, nameArg } from './shared.js';
+import { all, container, nameArg, then } from './shared.js';
 
 function subscriptionCount(client: ClientState): number {
   return client.channels.size + client.patterns.size;
@@ -28,26 +29,40 @@ function confirm(out: ReplyWriter, kind: string, name: Buffer | string | null, c
   out.integer(count);
 }
 
-function subscribe(call: Call): void {
+function subscribe(call: Call) {
   const { client, server } = call;
+  const confirmations: { channel: Buffer; count: number; done: MaybePromise<CommandResponse> | undefined }[] = [];
   for (let i = 1; i < call.args.count; i++) {
     const name = nameArg(call, i);
+    let done: MaybePromise<CommandResponse> | undefined;
     if (!client.channels.has(name)) {
       const sub = new RespSubscription(client, name, 'channel');
-      const res = server.service.execute(request('subscribe', { topic: name }), server.service.contextFor(sub, 'resp'));
-      if (isPromise(res)) throw new ReplyError('ERR SUBSCRIBE did not complete synchronously');
-      if (res.status !== 200) throw new ReplyError(`ERR ${res.message}`);
+      // Counted at once, so a channel named twice in one SUBSCRIBE is subscribed once, as in Redis.
       client.channels.set(name, sub);
+      done = server.service.execute(request('subscribe', { topic: name }), server.service.contextFor(sub, 'resp'));
+      done = then(done, (res) => {
+        if (res.status !== 200 && client.channels.get(name) === sub) client.channels.delete(name);
+        return res;
+      });
     }
-    confirm(call.out, 'subscribe', call.args.view(i), subscriptionCount(client));
+    // Copied: with a store that subscribes asynchronously the reply is written after the input is reused.
+    confirmations.push({ channel: Buffer.from(call.args.view(i)), count: subscriptionCount(client), done });
   }
+  const settled = all(confirmations.map((c) => c.done));
+  return reply(call, settled, (out, responses) => {
+    confirmations.forEach((c, i) => {
+      const res = responses[i];
+      if (res !== undefined && res.status !== 200) out.error(`ERR ${res.message}`);
+      else confirm(out, 'subscribe', c.channel, c.count);
+    });
+  });
 }
 
 function unsubscribeChannel(call: Call, name: string, sub: RespSubscription): void {
   sub.quiet();
   call.client.channels.delete(name);
-  const res = call.server.service.execute(request('unsubscribe', { topic: name, id: sub.id }), call.client.context);
-  if (!isPromise(res) && res.status !== 200 && res.status !== 404) throw new ReplyError(`ERR ${res.message}`);
+  // Ends this node's own subscription, which the service does at once.
+  void call.server.service.execute(request('unsubscribe', { topic: name, id: sub.id }), call.client.context);
 }
 
 function unsubscribe(call: Call): void {
@@ -122,16 +137,13 @@ export function dropSubscriptions(client: ClientState): void {
 function publish(call: Call) {
   const topic = nameArg(call, 1);
   const a = call.args;
-  const pubsub = call.server.service.pubsub;
-  // Counted before delivery: a subscriber dropped for its backlog while receiving still counts.
-  const receivers = pubsub.receivers(topic);
-  const res = call.server.service.execute(request('publish', { topic, data: [argValue(a.bufs[2], a.starts[2], a.ends[2])] }), call.client.context);
-  if (isPromise(res)) {
-    return res.then((r) => (out: ReplyWriter) => (r.status === 200 ? out.integer(receivers) : out.error(`ERR ${r.message}`)));
-  }
-  if (res.status === 200) call.out.integer(receivers);
-  else call.out.error(`ERR ${res.message}`);
-  return undefined;
+  let receivers = 0;
+  const context = { ...call.client.context, onPublished: (n: number) => (receivers = n) };
+  const publishRequest = request('publish', { topic, data: [argValue(a.bufs[2], a.starts[2], a.ends[2])] });
+  return reply(call, call.server.service.execute(publishRequest, context), (out, res) => {
+    if (res.status === 200) out.integer(receivers);
+    else out.error(`ERR ${res.message}`);
+  });
 }
 
 function pubsubChannels(call: Call): void {
