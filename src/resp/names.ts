@@ -122,15 +122,3 @@ function encodeEscaping(name: string): Uint8Array {
   flush(name.length);
   return Uint8Array.from(out);
 }
-
-declare global {
-  interface String {
-    /** ES2024; Node 20 has it. */
-    isWellFormed(): boolean;
-  }
-  interface Buffer {
-    // Node's native slicers; `toString(encoding, start, end)` calls them after argument checks.
-    latin1Slice(start: number, end: number): string;
-    utf8Slice(start: number, end: number): string;
-  }
-}

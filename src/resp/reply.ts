@@ -305,10 +305,3 @@ const NULL_ARRAY = Buffer.from('*-1\r\n');
 const NULL3 = Buffer.from('_\r\n');
 const TRUE3 = Buffer.from('#t\r\n');
 const FALSE3 = Buffer.from('#f\r\n');
-
-declare global {
-  interface Buffer {
-    latin1Write(text: string, offset: number, length: number): number;
-    utf8Write(text: string, offset: number, length: number): number;
-  }
-}
