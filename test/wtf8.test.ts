@@ -38,14 +38,14 @@ test('the LMDB store keeps names that are not UTF-8 over RESP, across a reopen',
     for (const [i, k] of keys.entries()) assert.deepEqual(store.get(table, k), v(String(i)));
     assert.deepEqual(store.get(otherTable, keys[0]), v('other'));
     assert.deepEqual(new Set(Array.from(store.iterate(table), (e) => e.key)), new Set(keys));
-    const page = await store.scan(table, '', 2);
-    const rest = await store.scan(table, page.cursor, 10);
+    const page = store.scan(table, '', 2);
+    const rest = store.scan(table, page.cursor, 10);
     assert.deepEqual(new Set([...page.items, ...rest.items].map((e) => e.key)), new Set(keys));
-    const tables = await store.tables('', 10);
+    const tables = store.tables('', 10);
     assert.deepEqual(new Set(tables.items.map((t) => t.name)), new Set([table, otherTable]));
-    assert.equal(await store.len(table), 4);
+    assert.equal(store.len(table), 4);
     assert.equal(await store.drop(table), 4);
-    assert.equal(await store.len(otherTable), 1);
+    assert.equal(store.len(otherTable), 1);
     await store.close();
   } finally {
     await tmp.remove();

@@ -15,7 +15,7 @@ import { Glob } from '../glob.js';
 import { decodeName, encodeName } from '../names.js';
 import type { ReplyWriter } from '../reply.js';
 import { argValue, formatFloat, INT64_MAX, INT64_MIN, parseFloatText, parseIntegerText, renderedLength, renderValue } from '../values.js';
-import { all, checkKeyCount, integerArg, nameArg, ReplyBudget, then, viaService } from './shared.js';
+import { all, checkKeyCount, collect, integerArg, nameArg, ReplyBudget, then, viaService } from './shared.js';
 
 const isEmpty = (v: Value | undefined): boolean => v === undefined || v.value === undefined;
 
@@ -233,7 +233,7 @@ function randomFields(call: Call, table: string, size: number, count: bigint, wi
   const store = call.server.service.store;
   if (count > 0n) {
     const n = count >= BigInt(size) ? size : Number(count);
-    if (n === size) return then(pickAll(store.iterate(table)), shuffle);
+    if (n === size) return then(collect(store.iterate(table)), shuffle);
     return then(pickEntries(store.iterate(table), distinctIndexes(size, n)), shuffle);
   }
   // Every pick is independent; the reply must stay within the size limit, so refuse counts that
@@ -280,17 +280,6 @@ function shuffle<T>(items: T[]): T[] {
 }
 
 type Entries = Iterable<Entry> | AsyncIterable<Entry>;
-
-function pickAll(entries: Entries): MaybePromise<Entry[]> {
-  if (Symbol.asyncIterator in entries) {
-    return (async () => {
-      const out: Entry[] = [];
-      for await (const e of entries) out.push(e);
-      return out;
-    })();
-  }
-  return Array.from(entries);
-}
 
 /**
  * The entries at positions `indexes` (repeats allowed) of one pass over `entries`, in the order of

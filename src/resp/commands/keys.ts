@@ -12,7 +12,7 @@ import { Glob } from '../glob.js';
 import { encodeName } from '../names.js';
 import { renderedLength } from '../values.js';
 import { scanOptions } from './hash.js';
-import { all, container, nameArg, then, viaService } from './shared.js';
+import { all, collect, container, nameArg, then, viaService } from './shared.js';
 
 /** Tables listed per store call when walking the whole keyspace. */
 const PAGE = 1000;
@@ -147,17 +147,6 @@ function objectEncoding(call: Call) {
     );
   });
   return reply(call, encoding, (out, enc) => (enc === undefined ? out.null() : out.bulkString(enc)));
-}
-
-function collect<T>(items: Iterable<T> | AsyncIterable<T>): MaybePromise<T[]> {
-  if (Symbol.asyncIterator in items) {
-    return (async () => {
-      const out: T[] = [];
-      for await (const x of items) out.push(x);
-      return out;
-    })();
-  }
-  return Array.from(items);
 }
 
 function objectRefcount(call: Call) {

@@ -58,34 +58,6 @@ function subscribe(call: Call) {
   });
 }
 
-function unsubscribeChannel(call: Call, name: string, sub: RespSubscription): void {
-  sub.quiet();
-  call.client.channels.delete(name);
-  // Ends this node's own subscription, which the service does at once.
-  void call.server.service.execute(request('unsubscribe', { topic: name, id: sub.id }), call.client.context);
-}
-
-function unsubscribe(call: Call): void {
-  const { client } = call;
-  if (call.args.count === 1) {
-    if (client.channels.size === 0) {
-      confirm(call.out, 'unsubscribe', null, subscriptionCount(client));
-      return;
-    }
-    for (const [name, sub] of Array.from(client.channels)) {
-      unsubscribeChannel(call, name, sub);
-      confirm(call.out, 'unsubscribe', name, subscriptionCount(client));
-    }
-    return;
-  }
-  for (let i = 1; i < call.args.count; i++) {
-    const name = nameArg(call, i);
-    const sub = client.channels.get(name);
-    if (sub !== undefined) unsubscribeChannel(call, name, sub);
-    confirm(call.out, 'unsubscribe', call.args.view(i), subscriptionCount(client));
-  }
-}
-
 function psubscribe(call: Call): void {
   const { client, server } = call;
   for (let i = 1; i < call.args.count; i++) {
@@ -99,32 +71,44 @@ function psubscribe(call: Call): void {
   }
 }
 
-function punsubscribePattern(call: Call, pattern: string, sub: RespSubscription): void {
+/** Ends one of the client's own subscriptions, without the end notice (the command replies instead). */
+function endSubscription(call: Call, kind: 'channel' | 'pattern', name: string, sub: RespSubscription): void {
   sub.quiet();
-  call.client.patterns.delete(pattern);
-  call.server.service.pubsub.unsubscribePattern(sub.id);
+  if (kind === 'channel') {
+    call.client.channels.delete(name);
+    // Ends this node's own subscription, which the service does at once.
+    void call.server.service.execute(request('unsubscribe', { topic: name, id: sub.id }), call.client.context);
+  } else {
+    call.client.patterns.delete(name);
+    call.server.service.pubsub.unsubscribePattern(sub.id);
+  }
 }
 
-function punsubscribe(call: Call): void {
-  const { client } = call;
-  if (call.args.count === 1) {
-    if (client.patterns.size === 0) {
-      confirm(call.out, 'punsubscribe', null, subscriptionCount(client));
+/** UNSUBSCRIBE and PUNSUBSCRIBE: the names given, or every subscription of the kind. */
+function unsubscribeKind(kind: 'channel' | 'pattern') {
+  const reply = kind === 'channel' ? 'unsubscribe' : 'punsubscribe';
+  return (call: Call): void => {
+    const { client } = call;
+    const subs = kind === 'channel' ? client.channels : client.patterns;
+    if (call.args.count === 1) {
+      if (subs.size === 0) confirm(call.out, reply, null, subscriptionCount(client));
+      for (const [name, sub] of Array.from(subs)) {
+        endSubscription(call, kind, name, sub);
+        confirm(call.out, reply, name, subscriptionCount(client));
+      }
       return;
     }
-    for (const [pattern, sub] of Array.from(client.patterns)) {
-      punsubscribePattern(call, pattern, sub);
-      confirm(call.out, 'punsubscribe', pattern, subscriptionCount(client));
+    for (let i = 1; i < call.args.count; i++) {
+      const name = nameArg(call, i);
+      const sub = subs.get(name);
+      if (sub !== undefined) endSubscription(call, kind, name, sub);
+      confirm(call.out, reply, call.args.view(i), subscriptionCount(client));
     }
-    return;
-  }
-  for (let i = 1; i < call.args.count; i++) {
-    const pattern = nameArg(call, i);
-    const sub = client.patterns.get(pattern);
-    if (sub !== undefined) punsubscribePattern(call, pattern, sub);
-    confirm(call.out, 'punsubscribe', call.args.view(i), subscriptionCount(client));
-  }
+  };
 }
+
+const unsubscribe = unsubscribeKind('channel');
+const punsubscribe = unsubscribeKind('pattern');
 
 /** Ends every subscription of `client` without replies (RESET, disconnect). */
 export function dropSubscriptions(client: ClientState): void {

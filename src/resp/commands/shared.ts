@@ -50,6 +50,18 @@ export function then<T, R>(value: MaybePromise<T>, fn: (v: T) => MaybePromise<R>
   return isPromise(value) ? value.then(fn) : fn(value);
 }
 
+/** Every item of a synchronous or asynchronous iterable (a store's `iterate`). */
+export function collect<T>(items: Iterable<T> | AsyncIterable<T>): MaybePromise<T[]> {
+  if (Symbol.asyncIterator in items) {
+    return (async () => {
+      const out: T[] = [];
+      for await (const x of items) out.push(x);
+      return out;
+    })();
+  }
+  return Array.from(items);
+}
+
 /** Argument `i` as a protokv name (table, key or channel). */
 export function nameArg(call: Call, i: number): string {
   const a = call.args;
