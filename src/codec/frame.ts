@@ -35,7 +35,7 @@ export interface ReceivedFrame {
 }
 
 /** The frame header for a payload of `length` bytes. */
-export function frameHeader(length: number, compressed: boolean): Buffer {
+export function frameHeader(length: number, compressed = false): Buffer {
   const header = Buffer.allocUnsafe(HEADER_SIZE);
   header.writeUInt32BE(((compressed ? GZIP_BIT : 0) | length) >>> 0, 0);
   return header;

@@ -103,8 +103,13 @@ interface Slot {
   frame: readonly Buffer[] | Promise<readonly Buffer[]> | undefined;
   /** Whether `frame` is shared with other streams (a published message): never joined or altered. */
   shared: boolean;
-  /** Bytes counted in the output buffer for this slot while its frame is encoded. */
+  /**
+   * Bytes this slot counts in the output buffer until it is written: its payload size, known
+   * once it has a response, so the output limit applies to responses queued or being encoded.
+   */
   counted: number;
+  /** Whether the encoding under way is being waited for. */
+  awaited: boolean;
 }
 
 /**
@@ -227,7 +232,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
       return;
     }
     const frame = (message.encoded ??= encodeShared(message.response));
-    this.#enqueue({ response: message.response, frame, shared: true, counted: 0 });
+    this.#enqueue({ response: message.response, frame, shared: true, counted: 0, awaited: false });
   }
 
   end(): void {
@@ -349,10 +354,11 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
       this.#push(result);
       return;
     }
-    const slot: Slot = { response: undefined, frame: undefined, shared: false, counted: 0 };
+    const slot: Slot = { response: undefined, frame: undefined, shared: false, counted: 0, awaited: false };
     this.#enqueue(slot);
     void result.then((response) => {
       slot.response = response;
+      this.#count(slot);
       this.#drainQueue();
     });
   }
@@ -459,13 +465,20 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
         return;
       }
     }
-    this.#enqueue({ response, frame: undefined, shared: false, counted: 0 });
+    this.#enqueue({ response, frame: undefined, shared: false, counted: 0, awaited: false });
   }
 
   #enqueue(slot: Slot): void {
     this.#queue.push(slot);
     this.#unwritten++;
+    if (slot.response !== undefined) this.#count(slot);
     this.#drainQueue();
+  }
+
+  /** Counts a queued response in the output buffer at its payload size. */
+  #count(slot: Slot): void {
+    slot.counted = responseSize(slot.response!);
+    this.#outputBytes += slot.counted;
   }
 
   /** Writes the responses at the head of the queue that are ready, encoding them as needed. */
@@ -478,7 +491,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
         slot.frame = this.#encode(slot);
       }
       if (isPromise(slot.frame)) {
-        if (slot.counted === 0) this.#awaitEncoding(slot, slot.frame);
+        if (!slot.awaited) this.#awaitEncoding(slot, slot.frame);
         return;
       }
       queue.shift();
@@ -489,10 +502,9 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
     // runs after all of them, so they leave in one write instead of one each.
   }
 
-  /** Counts a frame being encoded at its payload size, so the output limit applies already, and writes it once ready. */
+  /** Writes a frame being encoded once it is ready. */
   #awaitEncoding(slot: Slot, pending: Promise<readonly Buffer[]>): void {
-    slot.counted = responseSize(slot.response!);
-    this.#outputBytes += slot.counted;
+    slot.awaited = true;
     pending.then(
       (pieces) => {
         slot.frame = pieces;
