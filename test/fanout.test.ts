@@ -35,7 +35,8 @@ class Recorder implements SubscriberContext, SubscriptionSink {
 
 function subscribers(pubsub: PubSub, topic: string, n: number): { recorders: Recorder[]; ids: number[] } {
   const recorders = Array.from({ length: n }, () => new Recorder());
-  const ids = recorders.map((r) => pubsub.subscribe(topic, r));
+  // The local broker answers at once.
+  const ids = recorders.map((r) => pubsub.subscribe(topic, r) as number);
   return { recorders, ids };
 }
 
@@ -67,7 +68,7 @@ describe('fan-out in slices', () => {
     const { recorders } = subscribers(pubsub, 't', 2 * FANOUT_SLICE + 1);
     const published = pubsub.publish('t', text('m'));
     const late = new Recorder();
-    pubsub.subscribe('t', late);
+    void pubsub.subscribe('t', late);
     const leaving = recorders[recorders.length - 1]!;
     leaving.cancel!();
     await published;
@@ -109,7 +110,7 @@ describe('a published message is one shared frame', () => {
       const subs = await Promise.all(Array.from({ length: 5 }, () => kv.subscribe('shared')));
       // A recorder subscribed last sees the message object after every stream has queued it.
       const recorder = new Recorder();
-      running.service.pubsub.subscribe('shared', recorder);
+      void running.service.pubsub.subscribe('shared', recorder);
       const received = Promise.all(subs.map(async (s) => (await s[Symbol.asyncIterator]().next()).value as unknown));
       await kv.publish('shared', 'x'.repeat(5000));
       assert.deepEqual(await received, Array(5).fill(['x'.repeat(5000)]));

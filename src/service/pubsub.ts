@@ -1,5 +1,6 @@
 /**
- * Topics and their subscribers.
+ * Topics and this node's subscribers. A broker (see broker.ts) decides where a published
+ * message goes and where subscription ids come from; `deliver` fans a message out here.
  *
  * A published message is one object shared by every subscriber, and transports share one
  * encoding of it (`PublishedMessage.encoded`), so a message held by many slow subscribers costs
@@ -13,7 +14,8 @@
 import { setImmediate } from 'node:timers';
 import type { Value } from '../protocol/generated/abi.js';
 import { okValues } from '../protocol/requests.js';
-import type { MaybePromise } from '../storage/store.js';
+import { isPromise, type MaybePromise } from '../storage/store.js';
+import { LocalBroker, type Broker } from './broker.js';
 
 /** A subscription's stream, as the transport implements it. */
 export interface SubscriberContext {
@@ -92,45 +94,69 @@ export class PubSub {
   /** Topics with pending deliveries, served in turn by `#pump`. */
   readonly #busy = new Set<Topic>();
   #pumpScheduled = false;
-  #lastId = 0;
+  /** Where published messages go and where ids come from (see broker.ts). */
+  readonly #broker: Broker;
+
+  constructor(broker: Broker = new LocalBroker()) {
+    this.#broker = broker;
+    broker.attach({ deliver: (topic, data) => this.deliver(topic, data), end: (topic, id) => this.#end(topic, id) });
+  }
 
   /** Number of live subscriptions. */
   get size(): number {
     return this.#byId.size;
   }
 
-  /** Registers a subscriber for `topic`; returns its id, unique for the life of the process. */
-  subscribe(topic: string, stream: SubscriberContext): number {
-    const id = ++this.#lastId;
+  /**
+   * Registers a subscriber for `topic`; returns its id, unique for the life of the process (and
+   * across nodes, with a distributed broker), once messages published from now on reach it.
+   */
+  subscribe(topic: string, stream: SubscriberContext): MaybePromise<number> {
+    const id = this.#broker.nextId();
     const sink = stream.becomeSubscriber(id, () => this.#remove(id));
     let t = this.#topics.get(topic);
     if (t === undefined) this.#topics.set(topic, (t = new Topic(topic)));
     const sub: Subscription = { id, topic: t, sink, slot: t.slots.length };
     t.slots.push(sub);
     this.#byId.set(id, sub);
-    return id;
+    const joined = this.#broker.joined(topic, id);
+    if (!isPromise(joined)) return id;
+    return joined.then(
+      () => id,
+      (err: unknown) => {
+        this.#end(topic, id);
+        throw err;
+      },
+    );
   }
 
   /**
-   * Ends subscription `id` if it is on `topic`; its stream is closed once it has been sent every
-   * message published before. False when there is no such subscription.
+   * Ends subscription `id` if it is on `topic`, here or (with a distributed broker) on another
+   * node; its stream is closed once it has been sent every message published before. False when
+   * there is no such subscription.
    */
-  unsubscribe(topic: string, id: number): boolean {
-    const sub = this.#byId.get(id);
-    if (sub === undefined || sub.topic.name !== topic) return false;
-    // Messages published before the unsubscribe that the fan-out has not reached yet go first.
-    for (const d of sub.topic.pending) if (sub.slot >= d.next && sub.slot < d.end) sub.sink.deliver(d.message);
-    this.#remove(id);
-    sub.sink.end();
-    return true;
+  unsubscribe(topic: string, id: number): MaybePromise<boolean> {
+    return this.#end(topic, id) || this.#broker.unsubscribeElsewhere(topic, id);
   }
 
-  /**
-   * Sends `data` to every current subscriber of `topic`, in publish order, and returns how many
-   * there were. When the fan-out takes more than one slice, the number comes as a promise that
-   * resolves once every one of them has been handed the message.
-   */
+  /** Publishes `data` to `topic` through the broker; resolves to the number of subscriptions reached. */
   publish(topic: string, data: Value[]): MaybePromise<number> {
+    return this.#broker.publish(topic, data);
+  }
+
+  /** Ends every subscription, then stops the broker (server shutdown). */
+  async close(): Promise<void> {
+    this.endAll();
+    await this.#broker.close();
+  }
+
+  /**
+   * Sends `data` to every current subscriber of `topic` on this node, in publish order, and
+   * returns how many there were. The broker calls it for each message published to a topic with
+   * subscribers here. When the fan-out takes more than one slice, the number comes as a promise
+   * that resolves once every one of them has been handed the message.
+   */
+  deliver(topic: string, data: Value[]): MaybePromise<number> {
     const t = this.#topics.get(topic);
     if (t === undefined) return 0;
     const receivers = t.size;
@@ -143,6 +169,17 @@ export class PubSub {
     this.#busy.add(t);
     this.#schedulePump();
     return new Promise((resolve) => (delivery.done = () => resolve(receivers)));
+  }
+
+  /** Ends this node's subscription `id` if it is on `topic`, after handing it what was published before. */
+  #end(topic: string, id: number): boolean {
+    const sub = this.#byId.get(id);
+    if (sub === undefined || sub.topic.name !== topic) return false;
+    // Messages published before the unsubscribe that the fan-out has not reached yet go first.
+    for (const d of sub.topic.pending) if (sub.slot >= d.next && sub.slot < d.end) sub.sink.deliver(d.message);
+    this.#remove(id);
+    sub.sink.end();
+    return true;
   }
 
   /** Ends every subscription (server shutdown). */
@@ -204,6 +241,7 @@ export class PubSub {
     const sub = this.#byId.get(id);
     if (sub === undefined) return;
     this.#byId.delete(id);
+    this.#broker.left(sub.topic.name, id);
     const t = sub.topic;
     t.slots[sub.slot] = undefined;
     t.holes++;

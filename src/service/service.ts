@@ -19,19 +19,22 @@ import { DEFAULT_MAX_FRAME_SIZE } from '../codec/frame.js';
 import { dispatch, type CommandContext, type RequestStream } from './commands.js';
 import { Hooks, type HookName, type HookSignatures } from './hooks.js';
 import { PubSub } from './pubsub.js';
+import type { Broker } from './broker.js';
 
 export interface ServiceOptions {
   store: Store;
   logger?: Logger;
   /** Most keys (or pairs) one multi-key command may name. Default 100,000. */
   maxKeysPerCommand?: number;
+  /** Where published messages go; default: this process only (see broker.ts). */
+  broker?: Broker;
 }
 
 export const DEFAULT_MAX_KEYS_PER_COMMAND = 100_000;
 
 export class Service {
   readonly store: Store;
-  readonly pubsub = new PubSub();
+  readonly pubsub: PubSub;
   readonly logger: Logger;
   readonly #hooks = new Hooks();
   /** Most keys (or pairs, or published values) one request may name. */
@@ -42,6 +45,7 @@ export class Service {
 
   constructor(options: ServiceOptions) {
     this.store = options.store;
+    this.pubsub = new PubSub(options.broker);
     this.logger = options.logger ?? silentLogger();
     this.maxKeysPerCommand = options.maxKeysPerCommand ?? DEFAULT_MAX_KEYS_PER_COMMAND;
     this.#bareContext = this.contextFor(undefined);
@@ -97,7 +101,7 @@ export class Service {
   /** Ends every subscription, then closes the store. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.pubsub.endAll();
+      await this.pubsub.close();
       await this.store.close();
     })();
     return this.#closing;

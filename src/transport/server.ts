@@ -162,19 +162,26 @@ export class ProtokvServer {
     return this.#closing;
   }
 
-  #accept(socket: Duplex): void {
+  /**
+   * Serves a connection that arrived through another listener (a WebSocket on the HTTP listener)
+   * as one stream, under this server's connection limit and graceful shutdown.
+   */
+  adopt(stream: Duplex): void {
+    this.#accept(stream, false);
+  }
+
+  #accept(socket: Duplex, multiplexed = this.#options.mux === 'yamux'): void {
     const options = this.#options;
     const logger = this.#service.logger;
     if (socket instanceof net.Socket) socket.setNoDelay(true);
-    const yamux = options.mux === 'yamux';
     if (this.#closing !== undefined) {
-      refuse(socket, errors.shuttingDown(), yamux);
+      refuse(socket, errors.shuttingDown(), multiplexed);
       return;
     }
     const max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     if (this.#connections.size >= max) {
       this.#notices.refusals.log({ maxConnections: max });
-      refuse(socket, errors.limitReached(`too many connections (maximum ${max})`), yamux);
+      refuse(socket, errors.limitReached(`too many connections (maximum ${max})`), multiplexed);
       return;
     }
     this.#connections.add(socket);
@@ -185,7 +192,7 @@ export class ProtokvServer {
         socket.destroy();
       });
     }
-    if (yamux) {
+    if (multiplexed) {
       const session = new YamuxSession(socket, 'server', { frameTimeoutMs: options.frameTimeoutMs ?? STREAM_DEFAULTS.frameTimeoutMs });
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));

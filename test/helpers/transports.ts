@@ -1,4 +1,7 @@
-/** Every transport the end-to-end suites run over: TCP and mutual TLS, each plain or multiplexed with yamux. */
+/**
+ * Every transport the end-to-end suites run over: TCP and mutual TLS, each plain or multiplexed
+ * with yamux, and WebSocket, plain and over mutual TLS.
+ */
 import { after, before, describe } from 'node:test';
 import type { Duplex } from 'node:stream';
 import type { KvClient } from '../../src/client/client.js';
@@ -6,6 +9,7 @@ import { openSocket } from '../../src/client/socket.js';
 import { YamuxSession } from '../../src/transport/yamux.js';
 import { makeTlsFixture } from './certs.js';
 import { RawPeer, startServer, type Running } from './server.js';
+import { startWebSocketServer } from './websocket.js';
 
 /** A server on a fresh mutual-TLS setup: certificates generated for this run only. */
 export async function startMtlsServer(
@@ -32,6 +36,8 @@ export const TRANSPORTS: Record<string, () => Promise<Running>> = {
   'mutual TLS': () => startMtlsServer(),
   yamux: () => startServer({ mux: 'yamux' }, { mux: 'yamux' }),
   'yamux over mutual TLS': () => startMtlsServer({ mux: 'yamux' }, { mux: 'yamux' }),
+  websocket: () => startWebSocketServer(),
+  'websocket over mutual TLS': () => startWebSocketServer({ mtls: true }),
 };
 
 /** What a suite over one transport works with; set before its first test. */
