@@ -320,12 +320,10 @@ describe('slow-drip connections do not lock out new clients', () => {
       const drips: RawPeer<Duplex>[] = [];
       const frame = frameOf(requests.hexist('t', 'k'));
       try {
-        for (let i = 0; i < 3; i++) {
-          const peer = await rawStream(running);
-          peer.socket.write(frame.subarray(0, 1));
-          drips.push(peer);
-        }
-        await until(() => running.server.connectionCount === 3, 'three connections');
+        // Every connection is in (handshakes can be slow) before any starts its frame and its clock.
+        for (let i = 0; i < 3; i++) drips.push(await rawStream(running));
+        await until(() => running.server.connectionCount === 3, 'three connections', 20_000);
+        for (const peer of drips) peer.socket.write(frame.subarray(0, 1));
         let at = 1;
         const timer = setInterval(() => {
           for (const p of drips) if (!p.ended) p.socket.write(frame.subarray(at % frame.length, (at % frame.length) + 1));
