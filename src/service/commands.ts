@@ -17,9 +17,10 @@ export interface RequestStream extends SubscriberContext {
   /**
    * Runs nothing more from this stream until `settled` settles. A request answered over several
    * turns of the event loop holds its stream, so that the stream's later requests (pipelined
-   * behind it) cannot change what it reads.
+   * behind it) cannot change what it reads. Streams that run one request at a time need not
+   * implement it.
    */
-  hold(settled: Promise<unknown>): void;
+  hold?(settled: Promise<unknown>): void;
 }
 
 /** What a handler can reach: the store, pub/sub, the requesting stream and the limits. */
@@ -31,6 +32,13 @@ export interface CommandContext {
   readonly maxResponseBytes: number;
   /** The stream the request arrived on; SUBSCRIBE and requests answered in slices use it. */
   readonly stream: RequestStream | undefined;
+  /** Which protocol the request came in on (`resp` for the RESP listener), for metrics and tracing. */
+  readonly transport?: string;
+  /**
+   * Told how many subscriptions a PUBLISH reached (the protobuf response carries no count; a RESP
+   * PUBLISH replies with it).
+   */
+  readonly onPublished?: (receivers: number) => void;
 }
 
 type Handler<C extends CommandName> = (args: CommandArgs<C>, ctx: CommandContext) => MaybePromise<CommandResponse>;
@@ -115,7 +123,7 @@ function gatherPairs(entries: Iterable<Entry> | AsyncIterable<Entry>, budget: Re
     while (!gatherSlice(iterator, pairs, budget));
     return okPairs(pairs);
   })();
-  ctx.stream?.hold(rest);
+  ctx.stream?.hold?.(rest);
   return rest;
 }
 
@@ -195,7 +203,13 @@ const handlers: { [C in CommandName]: Handler<C> } = {
       if (!found) throw errors.subscriptionNotFound(topic, id);
       return ok();
     }),
-  publish: ({ topic, data }, { pubsub }) => map(pubsub.publish(topic, data), ok),
+  // A fan-out too large for one slice answers once every subscriber has the message, so a
+  // publisher cannot queue fan-outs faster than they are delivered.
+  publish: ({ topic, data }, { pubsub, onPublished }) =>
+    map(pubsub.publish(topic, data), (receivers) => {
+      onPublished?.(receivers);
+      return ok();
+    }),
   hlen: ({ table }, { store }) => map(store.len(table), (n) => okValues([integer(n)])),
   hscan: ({ table, cursor, count }, { store }) => map(store.scan(table, cursor, pageSize(count)), scanPage),
   tables: ({ cursor, count }, { store }) => map(store.tables(cursor, pageSize(count)), tablesPage),

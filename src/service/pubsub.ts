@@ -10,6 +10,11 @@
  * the event loop, so a publish to a hundred thousand subscribers never holds up other clients.
  * Messages of one topic reach each subscriber in publish order whatever the slicing: a message
  * waits until the ones before it have been handed to every subscriber.
+ *
+ * Besides subscriptions to one topic there are pattern subscriptions (the RESP listener's
+ * PSUBSCRIBE): every message published through this node to a topic the pattern matches reaches
+ * them, whichever protocol published it. They are this node's own: with a distributed broker,
+ * messages published through other nodes do not reach them.
  */
 import { setImmediate } from 'node:timers';
 import type { Value } from '../protocol/generated/abi.js';
@@ -40,24 +45,42 @@ export const FANOUT_SLICE = 1024;
 
 /**
  * One published message. `response` is shared by every subscriber; transports cache their
- * encoding of it in `encoded` (pieces of one frame, or a promise of them while it is being
- * compressed) so it is encoded once per publish, not once per subscriber, and every subscriber
- * queues the same bytes.
+ * encoding of it (`encoded` for protobuf frames — pieces of one frame, or a promise of them
+ * while it is being compressed — and `resp2`/`resp3` for RESP messages) so it is encoded once
+ * per publish, not once per subscriber, and every subscriber queues the same bytes.
  */
 export class PublishedMessage {
   readonly response;
   encoded: readonly Buffer[] | Promise<readonly Buffer[]> | undefined;
+  resp2: Buffer | undefined;
+  resp3: Buffer | undefined;
 
-  constructor(data: Value[]) {
+  constructor(
+    /** The topic it was published to (pattern subscribers need it). */
+    readonly topic: string,
+    data: Value[],
+  ) {
     this.response = okValues(data);
   }
 }
 
+/** Decides which topics a pattern subscription receives. */
+export interface TopicMatcher {
+  /** The pattern as its subscriber wrote it. */
+  readonly pattern: string;
+  matches(topic: string): boolean;
+}
+
 interface Subscription {
   readonly id: number;
-  readonly topic: Topic;
+  /** The topic, or the pattern of a pattern subscription. */
+  readonly topic: string;
   readonly sink: SubscriptionSink;
-  /** Index in `topic.slots`. */
+  /** Set for pattern subscriptions. */
+  readonly matcher?: TopicMatcher;
+  /** The topic's subscribers, for a subscription to one topic. */
+  readonly room?: Topic;
+  /** Index in `room.slots`. */
   slot: number;
 }
 
@@ -72,6 +95,7 @@ interface Delivery {
   done?: () => void;
 }
 
+/** One topic's subscribers and the messages on their way to them. */
 class Topic {
   /** Subscribers in subscription order; a departed one leaves a hole until the next compaction. */
   slots: (Subscription | undefined)[] = [];
@@ -90,6 +114,9 @@ class Topic {
 
 export class PubSub {
   readonly #topics = new Map<string, Topic>();
+  readonly #patterns = new Map<number, Subscription>();
+  /** Pattern subscriptions per distinct pattern. */
+  readonly #patternCounts = new Map<string, number>();
   readonly #byId = new Map<number, Subscription>();
   /** Topics with pending deliveries, served in turn by `#pump`. */
   readonly #busy = new Set<Topic>();
@@ -114,10 +141,10 @@ export class PubSub {
   subscribe(topic: string, stream: SubscriberContext): MaybePromise<number> {
     const id = this.#broker.nextId();
     const sink = stream.becomeSubscriber(id, () => this.#remove(id));
-    let t = this.#topics.get(topic);
-    if (t === undefined) this.#topics.set(topic, (t = new Topic(topic)));
-    const sub: Subscription = { id, topic: t, sink, slot: t.slots.length };
-    t.slots.push(sub);
+    let room = this.#topics.get(topic);
+    if (room === undefined) this.#topics.set(topic, (room = new Topic(topic)));
+    const sub: Subscription = { id, topic, sink, room, slot: room.slots.length };
+    room.slots.push(sub);
     this.#byId.set(id, sub);
     const joined = this.#broker.joined(topic, id);
     if (!isPromise(joined)) return id;
@@ -131,6 +158,30 @@ export class PubSub {
   }
 
   /**
+   * Registers a pattern subscription on this node: it receives every message published through
+   * this node whose topic `matcher` accepts. Returns its id (from the same sequence as topic
+   * subscriptions).
+   */
+  subscribePattern(matcher: TopicMatcher, stream: SubscriberContext): number {
+    const id = this.#broker.nextId();
+    const sink = stream.becomeSubscriber(id, () => this.#remove(id));
+    const sub: Subscription = { id, topic: matcher.pattern, sink, matcher, slot: -1 };
+    this.#byId.set(id, sub);
+    this.#patterns.set(id, sub);
+    this.#patternCounts.set(matcher.pattern, (this.#patternCounts.get(matcher.pattern) ?? 0) + 1);
+    return id;
+  }
+
+  /** Ends pattern subscription `id` (its sink is told, as for `unsubscribe`). False when there is none. */
+  unsubscribePattern(id: number): boolean {
+    const sub = this.#patterns.get(id);
+    if (sub === undefined) return false;
+    this.#remove(id);
+    sub.sink.end();
+    return true;
+  }
+
+  /**
    * Ends subscription `id` if it is on `topic`, here or (with a distributed broker) on another
    * node; its stream is closed once it has been sent every message published before. False when
    * there is no such subscription.
@@ -139,9 +190,41 @@ export class PubSub {
     return this.#end(topic, id) || this.#broker.unsubscribeElsewhere(topic, id);
   }
 
-  /** Publishes `data` to `topic` through the broker; resolves to the number of subscriptions reached. */
+  /**
+   * Publishes `data` to `topic` through the broker, then to this node's matching pattern
+   * subscriptions; resolves to the number of subscriptions reached.
+   */
   publish(topic: string, data: Value[]): MaybePromise<number> {
-    return this.#broker.publish(topic, data);
+    const sent = this.#broker.publish(topic, data);
+    if (this.#patterns.size === 0) return sent;
+    const matched: Subscription[] = [];
+    for (const sub of this.#patterns.values()) if (sub.matcher!.matches(topic)) matched.push(sub);
+    if (matched.length === 0) return sent;
+    const message = new PublishedMessage(topic, data);
+    for (const sub of matched) sub.sink.deliver(message);
+    return isPromise(sent) ? sent.then((n) => n + matched.length) : sent + matched.length;
+  }
+
+  /** Subscriptions to exactly `topic` on this node (pattern subscriptions not counted). */
+  subscriberCount(topic: string): number {
+    return this.#topics.get(topic)?.size ?? 0;
+  }
+
+  /** Topics with at least one subscriber on this node. */
+  *topics(): IterableIterator<string> {
+    for (const room of this.#topics.values()) if (room.size > 0) yield room.name;
+  }
+
+  /** Number of topics with at least one subscriber on this node. */
+  get topicCount(): number {
+    let n = 0;
+    for (const room of this.#topics.values()) if (room.size > 0) n++;
+    return n;
+  }
+
+  /** Number of distinct patterns subscribed to on this node. */
+  get patternCount(): number {
+    return this.#patternCounts.size;
   }
 
   /** Ends every subscription, then stops the broker (server shutdown). */
@@ -157,29 +240,18 @@ export class PubSub {
    * that resolves once every one of them has been handed the message.
    */
   deliver(topic: string, data: Value[]): MaybePromise<number> {
-    const t = this.#topics.get(topic);
-    if (t === undefined) return 0;
-    const receivers = t.size;
-    const delivery: Delivery = { message: new PublishedMessage(data), end: t.slots.length, next: 0 };
-    if (t.pending.length === 0) {
-      this.#deliver(t, delivery, FANOUT_SLICE);
+    const room = this.#topics.get(topic);
+    if (room === undefined) return 0;
+    const receivers = room.size;
+    const delivery: Delivery = { message: new PublishedMessage(topic, data), end: room.slots.length, next: 0 };
+    if (room.pending.length === 0) {
+      this.#deliver(room, delivery, FANOUT_SLICE);
       if (delivery.next >= delivery.end) return receivers;
     }
-    t.pending.push(delivery);
-    this.#busy.add(t);
+    room.pending.push(delivery);
+    this.#busy.add(room);
     this.#schedulePump();
     return new Promise((resolve) => (delivery.done = () => resolve(receivers)));
-  }
-
-  /** Ends this node's subscription `id` if it is on `topic`, after handing it what was published before. */
-  #end(topic: string, id: number): boolean {
-    const sub = this.#byId.get(id);
-    if (sub === undefined || sub.topic.name !== topic) return false;
-    // Messages published before the unsubscribe that the fan-out has not reached yet go first.
-    for (const d of sub.topic.pending) if (sub.slot >= d.next && sub.slot < d.end) sub.sink.deliver(d.message);
-    this.#remove(id);
-    sub.sink.end();
-    return true;
   }
 
   /** Ends every subscription (server shutdown). */
@@ -188,14 +260,25 @@ export class PubSub {
       this.#remove(sub.id);
       sub.sink.end();
     }
-    for (const t of this.#busy) for (const d of t.pending.splice(0)) d.done?.();
+    for (const room of this.#busy) for (const d of room.pending.splice(0)) d.done?.();
     this.#busy.clear();
   }
 
+  /** Ends this node's subscription `id` if it is on `topic`, after handing it what was published before. */
+  #end(topic: string, id: number): boolean {
+    const sub = this.#byId.get(id);
+    if (sub === undefined || sub.topic !== topic || sub.room === undefined) return false;
+    // Messages published before the unsubscribe that the fan-out has not reached yet go first.
+    for (const d of sub.room.pending) if (sub.slot >= d.next && sub.slot < d.end) sub.sink.deliver(d.message);
+    this.#remove(id);
+    sub.sink.end();
+    return true;
+  }
+
   /** Hands `delivery` to at most `budget` more subscribers; returns the budget left. */
-  #deliver(t: Topic, delivery: Delivery, budget: number): number {
-    const slots = t.slots;
-    t.walking = true;
+  #deliver(room: Topic, delivery: Delivery, budget: number): number {
+    const slots = room.slots;
+    room.walking = true;
     try {
       while (delivery.next < delivery.end && budget > 0) {
         const sub = slots[delivery.next++];
@@ -203,10 +286,10 @@ export class PubSub {
         if (sub !== undefined) sub.sink.deliver(delivery.message);
       }
     } finally {
-      t.walking = false;
+      room.walking = false;
     }
     // Subscribers that left during the walk could not be tidied away then.
-    this.#tidy(t);
+    this.#tidy(room);
     return budget;
   }
 
@@ -220,19 +303,19 @@ export class PubSub {
   readonly #pump = (): void => {
     this.#pumpScheduled = false;
     let budget = FANOUT_SLICE;
-    for (const t of Array.from(this.#busy)) {
+    for (const room of Array.from(this.#busy)) {
       if (budget === 0) break;
       // To the back of the line, so the next slice starts with another topic.
-      this.#busy.delete(t);
-      while (budget > 0 && t.pending.length > 0) {
-        const d = t.pending[0];
-        budget = this.#deliver(t, d, budget);
+      this.#busy.delete(room);
+      while (budget > 0 && room.pending.length > 0) {
+        const d = room.pending[0];
+        budget = this.#deliver(room, d, budget);
         if (d.next < d.end) break;
-        t.pending.shift();
+        room.pending.shift();
         d.done?.();
       }
-      if (t.pending.length > 0) this.#busy.add(t);
-      else this.#tidy(t);
+      if (room.pending.length > 0) this.#busy.add(room);
+      else this.#tidy(room);
     }
     if (this.#busy.size > 0) this.#schedulePump();
   };
@@ -241,26 +324,33 @@ export class PubSub {
     const sub = this.#byId.get(id);
     if (sub === undefined) return;
     this.#byId.delete(id);
-    this.#broker.left(sub.topic.name, id);
-    const t = sub.topic;
-    t.slots[sub.slot] = undefined;
-    t.holes++;
-    this.#tidy(t);
+    if (sub.matcher !== undefined) {
+      this.#patterns.delete(id);
+      const left = (this.#patternCounts.get(sub.topic) ?? 1) - 1;
+      if (left === 0) this.#patternCounts.delete(sub.topic);
+      else this.#patternCounts.set(sub.topic, left);
+      return;
+    }
+    this.#broker.left(sub.topic, id);
+    const room = sub.room!;
+    room.slots[sub.slot] = undefined;
+    room.holes++;
+    this.#tidy(room);
   }
 
   /** Forgets an empty topic, or closes the holes of a sparse one, when no delivery depends on indexes. */
-  #tidy(t: Topic): void {
-    if (t.pending.length > 0 || t.walking) return;
-    if (t.size === 0) {
-      if (this.#topics.get(t.name) === t) this.#topics.delete(t.name);
-      t.slots = [];
-      t.holes = 0;
+  #tidy(room: Topic): void {
+    if (room.pending.length > 0 || room.walking) return;
+    if (room.size === 0) {
+      if (this.#topics.get(room.name) === room) this.#topics.delete(room.name);
+      room.slots = [];
+      room.holes = 0;
       return;
     }
-    if (t.holes < 64 || t.holes * 2 < t.slots.length) return;
-    const live = t.slots.filter((s): s is Subscription => s !== undefined);
+    if (room.holes < 64 || room.holes * 2 < room.slots.length) return;
+    const live = room.slots.filter((s): s is Subscription => s !== undefined);
     live.forEach((s, i) => (s.slot = i));
-    t.slots = live;
-    t.holes = 0;
+    room.slots = live;
+    room.holes = 0;
   }
 }

@@ -3,7 +3,7 @@
  * sockets or frames; a transport hands it decoded requests and sends what it returns.
  *
  * Transport contract, per request:
- * 0. once per stream, `const ctx = service.contextFor(stream, maxFrameSize)`;
+ * 0. once per stream, `const ctx = service.contextFor(stream, undefined, maxFrameSize)`;
  * 1. `const res = service.execute(request, ctx)` — a response, or a promise of one when the
  *    store answers asynchronously; it has already passed `beforeResponseSend`.
  * 2. write the response, and once the write has completed call `service.responseSent(res)` (the
@@ -108,12 +108,12 @@ export class Service {
   }
 
   /**
-   * The context for requests arriving on `stream`; create it once per stream, not per request.
-   * `maxResponseBytes` is the stream's maximum frame size (default 64 MiB): no response it is
-   * sent may be larger.
+   * The context for requests arriving on `stream` (over `transport`, when it is not the protobuf
+   * stream protocol); create it once per stream, not per request. `maxResponseBytes` is the
+   * stream's maximum frame size (default 64 MiB): no response it is sent may be larger.
    */
-  contextFor(stream: RequestStream | undefined, maxResponseBytes = DEFAULT_MAX_FRAME_SIZE): CommandContext {
-    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, maxResponseBytes, stream };
+  contextFor(stream: RequestStream | undefined, transport?: string, maxResponseBytes = DEFAULT_MAX_FRAME_SIZE): CommandContext {
+    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, maxResponseBytes, stream, transport };
   }
 
   #failed(err: unknown): CommandResponse {

@@ -184,7 +184,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
     this.#limits = limits;
     this.#shared = shared;
     this.#decoder = new FrameDecoder(limits.maxFrameSize);
-    this.#context = service.contextFor(this, limits.maxFrameSize);
+    this.#context = service.contextFor(this, undefined, limits.maxFrameSize);
     this.closed = new Promise((resolve) => stream.once('close', resolve));
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => this.#onEnd());
