@@ -11,6 +11,8 @@
  *   and can never be mistaken for one:
  *   - `0xFF 'c' escape(table)` → the table's number of keys (6 bytes, big-endian), present only
  *     for non-empty tables; listing this range lists the tables in name order;
+ *   - `0xFF 'd' escape(table)` → a drop still deleting the table's entries in the background (its
+ *     key count at the drop); opening the store finishes it;
  *   - `0xFF 'f'` → the layout version, written when the database is created (or its counts were
  *     rebuilt): databases without it predate the counts.
  * - An entry's value is the protobuf encoding of `Value`, so its type survives restarts.
@@ -26,6 +28,10 @@ export const LAYOUT_VERSION = 1;
 export const LAYOUT_KEY = Buffer.from([0xff, 0x66]);
 
 const COUNT_PREFIX = Buffer.from([0xff, 0x63]);
+const DROP_PREFIX = Buffer.from([0xff, 0x64]);
+/** The range of unfinished drops. */
+export const DROPS_RANGE = { start: DROP_PREFIX, end: Buffer.from([0xff, 0x65]) };
+
 /** Everything that is an entry (all keys below the first protokv record). */
 export const ENTRIES_END = Buffer.from([0xff]);
 /** The range of table counts. */
@@ -88,6 +94,15 @@ export function countKeyOfEscaped(escaped: Buffer): Buffer {
 /** The table a count key counts. */
 export function tableOfCountKey(key: Buffer): string {
   return unescapeTable(key.toString('utf8', COUNT_PREFIX.length));
+}
+
+export function dropKey(table: string): Buffer {
+  return Buffer.concat([DROP_PREFIX, Buffer.from(escapeTable(table))]);
+}
+
+/** The table a drop record is about. */
+export function tableOfDropKey(key: Buffer): string {
+  return unescapeTable(key.toString('utf8', DROP_PREFIX.length));
 }
 
 export function encodeCount(n: number): Buffer {
