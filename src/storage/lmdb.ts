@@ -20,6 +20,7 @@ import {
   COUNTS_RANGE,
   countKey,
   countKeyOfEscaped,
+  keyOfEntry,
   dropKey,
   DROPS_RANGE,
   tableOfDropKey,
@@ -152,7 +153,7 @@ export class LmdbStore implements Store {
     try {
       if (staged === undefined || staged.dropTicket === 0) {
         for (const { key, value } of db.getRange({ start, end })) {
-          const k = key.toString('utf8', prefixLength);
+          const k = keyOfEntry(key, prefixLength);
           if (pending === undefined || !pending.has(k)) yield { key: k, value: decode(value) };
         }
       }
@@ -193,7 +194,7 @@ export class LmdbStore implements Store {
       const more = rows.length > count;
       if (more) rows.length = count;
       return {
-        items: rows.map((r) => ({ key: r.key.toString('utf8', prefixLength), value: r.staged ? r.decoded! : decode(r.value) })),
+        items: rows.map((r) => ({ key: keyOfEntry(r.key, prefixLength), value: r.staged ? r.decoded! : decode(r.value) })),
         cursor: more ? scanCursor(rows[count - 1].key, prefixLength) : '',
       };
     });
