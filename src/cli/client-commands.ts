@@ -30,8 +30,8 @@ interface ClientCommand {
   run(kv: KvClient, args: string[], parse: (text: string) => KvValue): Promise<Output>;
 }
 
-const one = (v: KvValue): Output => ({ human: [humanValue(v)], json: jsonValue(v) });
-const many = (vs: KvValue[]): Output => ({ human: vs.map(humanValue), json: vs.map(jsonValue) });
+const one = (v: KvValue | undefined): Output => ({ human: [humanValue(v)], json: jsonValue(v) });
+const many = (vs: (KvValue | undefined)[]): Output => ({ human: vs.map(humanValue), json: vs.map(jsonValue) });
 const bool = (b: boolean): Output => ({ human: [String(b)], json: b });
 const bools = (bs: boolean[]): Output => ({ human: bs.map(String), json: bs });
 const OK: Output = { human: ['OK'], json: { ok: true } };

@@ -6,16 +6,15 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { KvError } from '../errors.js';
 import { errors } from '../errors.js';
+import {
+  COMPRESSION_THRESHOLD,
+  DEFAULT_MAX_FRAME_SIZE,
+  FRAME_HEADER_SIZE as HEADER_SIZE,
+  GZIP_FLAG as GZIP_BIT,
+  MAX_ENCODABLE_LENGTH,
+} from './frame-format.js';
 
-/** Messages whose encoded size exceeds this are sent gzip-compressed (1500 MTU − headers). */
-export const COMPRESSION_THRESHOLD = 1436;
-/** Default maximum frame (and inflated payload) size: 64 MiB. */
-export const DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024;
-/** The largest length a header can express. */
-export const MAX_ENCODABLE_LENGTH = 0x7fff_ffff;
-
-const HEADER_SIZE = 4;
-const GZIP_BIT = 0x8000_0000;
+export { COMPRESSION_THRESHOLD, DEFAULT_MAX_FRAME_SIZE, MAX_ENCODABLE_LENGTH } from './frame-format.js';
 
 /**
  * Frames an encoded message: small payloads are copied once behind the header, large ones are
