@@ -71,7 +71,8 @@ export function openSocket(options: SocketOptions, signal?: AbortSignal): Promis
         // rather than on the first request.
         stage = 'the server to accept the TLS handshake';
         accepted = true;
-        socket.once('session', ready);
+        // Not from inside the event: a write made while OpenSSL is still handling the ticket is lost.
+        socket.once('session', () => setImmediate(ready));
         ticketTimer = setTimeout(ready, TICKET_WAIT_MS);
       });
     } else {

@@ -409,10 +409,11 @@ export class KvClient extends Emitter<ClientEvents> implements AsyncDisposable {
     }
     // A connection that has answered nothing for a whole request timeout since this request went
     // out is presumed dead (a hung or black-holed server): replace it rather than let every later
-    // request wait behind the one the server will never answer.
+    // request wait behind the one the server will never answer. (With reconnect off, keep it.)
     const channel = call.channel;
     const limit = this.#options.requestTimeoutMs;
     if (
+      this.#retry !== undefined &&
       err instanceof TimeoutError &&
       channel !== undefined &&
       channel === this.#channel &&

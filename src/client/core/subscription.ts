@@ -79,7 +79,10 @@ export class Subscription implements AsyncIterable<KvValue[]>, AsyncDisposable {
   #channel: FrameChannel | undefined;
   #attempt: Attempt | undefined;
   #paused = false;
-  /** The buffer filled up and has not been empty since: the server may drop us for it. */
+  /**
+   * The buffer filled up (so the client stopped reading) since the stream was opened: a server
+   * that ends this stream without an error may have dropped it for falling behind.
+   */
   #behind = false;
   #waiter: { resolve(r: IteratorResult<KvValue[]>): void; reject(err: Error): void } | undefined;
   #ended = false;
@@ -162,7 +165,6 @@ export class Subscription implements AsyncIterable<KvValue[]>, AsyncDisposable {
         this.#paused = false;
         this.#channel?.resume();
       }
-      if (this.#buffer.length === 0 && !this.#paused) this.#behind = false;
       return Promise.resolve({ done: false, value });
     }
     if (this.#ended) {
@@ -217,6 +219,7 @@ export class Subscription implements AsyncIterable<KvValue[]>, AsyncDisposable {
 
   #bind(binding: { channel: FrameChannel; id: number; generation: number }): void {
     this.#channel = binding.channel;
+    this.#behind = this.#paused;
     this.#id = binding.id;
     this.#generation = binding.generation;
     if (this.#paused) binding.channel.pause();

@@ -104,6 +104,7 @@ export function duplexStream(
   let wrote = false;
   let received = false;
   let clean = false;
+  let endedByUs = false;
   let error: Error | undefined;
   stream.on('data', (chunk: Buffer) => {
     received = true;
@@ -124,7 +125,7 @@ export function duplexStream(
       if (sessionLost) return { kind: 'lost', error: new ConnectionClosedError(`the connection to ${address} was lost${goingAway.has(session) ? ' (the server is going away)' : ''}`, { cause: error }) };
     }
     // A plaintext request to a TLS port is dropped without a word, or reset.
-    const tlsExpected = wrote && !received && !usingTls && session === undefined;
+    const tlsExpected = wrote && !received && !endedByUs && !usingTls && session === undefined;
     const hint = tlsExpected ? 'the server closed the connection without answering: if it expects TLS, connect with TLS options (--tls-ca)' : undefined;
     if (error !== undefined) return { kind: 'lost', error: socketError(address, error, hint) };
     if (!clean) return { kind: 'lost', error: new ConnectionClosedError(`the connection to ${address} was closed`) };
@@ -146,7 +147,10 @@ export function duplexStream(
       }
       stream.write(frame);
     },
-    end: () => stream.end(),
+    end: () => {
+      endedByUs = true;
+      stream.end();
+    },
     destroy: () => stream.destroy(),
     pause: () => stream.pause(),
     resume: () => stream.resume(),
