@@ -1,11 +1,13 @@
 /**
- * The client sub-commands of the CLI (`protokv hset …`, `hget`, … `publish`, `subscribe`):
- * one table row per command says how to read its arguments and how to print its answer.
+ * The client sub-commands of the CLI (`protokv hset …`, `hget`, … `publish`, `subscribe`): one
+ * table row per command says how to read its arguments and how to print its answer. The
+ * interactive mode (`repl.ts`) runs the same table.
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { connect, type ConnectOptions, type KvClient } from '../client/client.js';
-import { ProtokvError } from '../client/errors.js';
+import { ProtokvBaseError, ProtokvError } from '../client/core/errors.js';
+import type { Subscription } from '../client/core/subscription.js';
 import { parseListenAddress } from '../config.js';
 import type { KvValue } from '../protocol/values.js';
 import { humanValue, jsonValue } from './output.js';
@@ -14,12 +16,15 @@ const VALUE_TYPES = ['string', 'int', 'float', 'bool', 'bytes'] as const;
 type ValueType = (typeof VALUE_TYPES)[number];
 
 /** What a command prints: lines for people, a JSON document for `--json`. */
-interface Output {
+export interface Output {
   human: string[];
   json: unknown;
 }
 
-interface ClientCommand {
+/** Reads a VALUE argument (literal, `-` for stdin, `@file`) as the chosen `--type`. */
+export type ValueReader = (text: string) => Promise<KvValue>;
+
+export interface ClientCommand {
   usage: string;
   summary: string;
   /** Positional arguments: exact count, or a minimum when `variadic`. */
@@ -27,7 +32,7 @@ interface ClientCommand {
   variadic?: boolean;
   /** Whether the trailing arguments come in KEY VALUE pairs. */
   pairs?: boolean;
-  run(kv: KvClient, args: string[], parse: (text: string) => KvValue): Promise<Output>;
+  run(kv: KvClient, args: string[], value: ValueReader): Promise<Output>;
 }
 
 const one = (v: KvValue | undefined): Output => ({ human: [humanValue(v)], json: jsonValue(v) });
@@ -61,7 +66,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   },
   hmget: {
     usage: 'hmget TABLE KEY...',
-    summary: 'print the values of the KEYs, in order ((empty) when missing)',
+    summary: 'print the values of the KEYs, in order ((none) when missing)',
     args: 2,
     variadic: true,
     run: async (kv, [t, ...keys]) => many(await kv.hmget(t, keys)),
@@ -70,7 +75,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     usage: 'hset TABLE KEY VALUE',
     summary: 'store VALUE; print the previous value',
     args: 3,
-    run: async (kv, [t, k, v], parse) => one(await kv.hset(t, k, parse(v))),
+    run: async (kv, [t, k, v], value) => one(await kv.hset(t, k, await value(v))),
   },
   hmset: {
     usage: 'hmset TABLE KEY VALUE [KEY VALUE]...',
@@ -78,9 +83,9 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     args: 3,
     variadic: true,
     pairs: true,
-    run: async (kv, [t, ...rest], parse) => {
+    run: async (kv, [t, ...rest], value) => {
       const pairs: [string, KvValue][] = [];
-      for (let i = 0; i < rest.length; i += 2) pairs.push([rest[i], parse(rest[i + 1])]);
+      for (let i = 0; i < rest.length; i += 2) pairs.push([rest[i], await value(rest[i + 1])]);
       return many(await kv.hmset(t, pairs));
     },
   },
@@ -115,8 +120,10 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     summary: 'send the VALUEs to every subscriber of TOPIC',
     args: 1,
     variadic: true,
-    run: async (kv, [topic, ...values], parse) => {
-      await kv.publish(topic, ...values.map(parse));
+    run: async (kv, [topic, ...values], value) => {
+      const data: KvValue[] = [];
+      for (const v of values) data.push(await value(v));
+      await kv.publish(topic, ...data);
       return OK;
     },
   },
@@ -134,36 +141,83 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
 };
 
 export const CONNECTION_HELP = `Connection options (every client command):
-  --server HOST:PORT       server address (default 127.0.0.1:9527, env PROTOKV_SERVER)
-  --tls-ca FILE            connect with TLS, trusting this CA
-  --tls-cert FILE          client certificate, for mutual TLS
-  --tls-key FILE           client private key, for mutual TLS
-  --tls-servername NAME    name the server certificate must match (default: the host)
+  --server HOST:PORT       server address (default 127.0.0.1:9527; env PROTOKV_SERVER)
+  --tls-ca FILE            connect with TLS, trusting this CA (env PROTOKV_TLS_CA)
+  --tls-cert FILE          client certificate, for mutual TLS (env PROTOKV_TLS_CLIENT_CERT)
+  --tls-key FILE           client private key, for mutual TLS (env PROTOKV_TLS_CLIENT_KEY)
+  --tls-servername NAME    name the server certificate must match (default: the host; env PROTOKV_TLS_SERVERNAME)
+  --mux none|yamux         multiplexing the server speaks (default none; env PROTOKV_MUX)
+  --timeout MS             time limit of each request (default 10000; 0: none)
+  --reconnect-attempts N   subscribe and the interactive mode reconnect up to N times in a row
+                           when the connection is lost (default 10; 0: give up at once)
   --json                   print JSON instead of readable output
-  --type TYPE              how VALUE arguments are read: string (default), int, float, bool, bytes (base64)
+  --type TYPE              how VALUE arguments are read: string (default), int, float, bool, bytes
+                           (base64, or raw bytes with - or @FILE)
+  --literal                take VALUE arguments as written (no - or @FILE)
+
+A VALUE of - is read from standard input, @FILE from that file (its exact bytes with --type
+bytes, else its text); @@TEXT stands for the literal @TEXT.
 `;
 
-class UsageError extends Error {}
+/** A mistake in how the command was called: exit code 2. */
+export class UsageError extends Error {}
 
-const OPTIONS = {
+export const OPTIONS = {
   server: { type: 'string' },
   'tls-ca': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'tls-servername': { type: 'string' },
+  mux: { type: 'string' },
+  timeout: { type: 'string' },
+  'reconnect-attempts': { type: 'string' },
   json: { type: 'boolean' },
   type: { type: 'string', short: 't' },
+  literal: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-type ParsedOptions = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+export type ParsedOptions = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
-/** Reads a VALUE argument as the chosen `--type`. */
-export function valueParser(type: string): (text: string) => KvValue {
+/** Where command-line values come from; `stdin` is read at most once. */
+export interface ValueSources {
+  readStdin(): Promise<Buffer>;
+  literal?: boolean;
+}
+
+/** Reads VALUE arguments as `type`: literally, from stdin (`-`) or from a file (`@FILE`). */
+export function valueReader(type: string, sources: ValueSources): ValueReader {
   if (!(VALUE_TYPES as readonly string[]).includes(type)) {
     throw new UsageError(`invalid --type "${type}": expected one of ${VALUE_TYPES.join(', ')}`);
   }
-  return (text) => parseValue(text, type as ValueType);
+  const t = type as ValueType;
+  return async (text) => {
+    if (sources.literal) return parseValue(text, t);
+    if (text.startsWith('@@')) return parseValue(text.slice(1), t);
+    let content: Buffer;
+    if (text === '-') content = await sources.readStdin();
+    else if (text.startsWith('@') && text.length > 1) {
+      try {
+        content = await readFile(text.slice(1));
+      } catch (err) {
+        throw new UsageError(`cannot read the value from ${text.slice(1)}: ${(err as Error).message}`);
+      }
+    } else return parseValue(text, t);
+    if (t === 'bytes') return content;
+    const s = content.toString('utf8');
+    return parseValue(t === 'string' ? s : s.trim(), t);
+  };
+}
+
+/** Standard input, read once and kept for every `-`. */
+export function stdinOnce(): () => Promise<Buffer> {
+  let read: Promise<Buffer> | undefined;
+  return () =>
+    (read ??= (async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    })());
 }
 
 function parseValue(text: string, type: ValueType): KvValue {
@@ -189,9 +243,19 @@ function parseValue(text: string, type: ValueType): KvValue {
   }
 }
 
-/** Parses the connection flags into client options. */
-export async function connectOptions(values: ParsedOptions): Promise<ConnectOptions> {
-  const address = values.server ?? process.env.PROTOKV_SERVER ?? '127.0.0.1:9527';
+function nonNegative(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`invalid --${flag} "${text}": expected a whole number >= 0`);
+  return n;
+}
+
+/**
+ * The connection flags (or their environment variables) as client options. `longLived` is for
+ * subscribe and the interactive mode, which reconnect; one-shot commands do not.
+ */
+export async function connectOptions(values: ParsedOptions, env: NodeJS.ProcessEnv = process.env, longLived = false): Promise<ConnectOptions> {
+  const address = values.server ?? env.PROTOKV_SERVER ?? '127.0.0.1:9527';
   let host: string;
   let port: number;
   try {
@@ -199,21 +263,40 @@ export async function connectOptions(values: ParsedOptions): Promise<ConnectOpti
   } catch (err) {
     throw new UsageError(`invalid --server "${address}": ${(err as Error).message}`);
   }
-  const files = [values['tls-ca'], values['tls-cert'], values['tls-key']];
-  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) {
-    throw new UsageError('--tls-cert and --tls-key must be given together');
-  }
-  const useTls = files.some((f) => f !== undefined) || values['tls-servername'] !== undefined;
-  if (!useTls) return { host, port };
-  const read = (f: string | undefined): Promise<Buffer | undefined> => (f === undefined ? Promise.resolve(undefined) : readFile(f));
-  const [ca, cert, key] = await Promise.all(files.map(read));
-  return { host, port, tls: { ca, cert, key, servername: values['tls-servername'] } };
+  const mux = values.mux ?? env.PROTOKV_MUX ?? 'none';
+  if (mux !== 'none' && mux !== 'yamux') throw new UsageError(`invalid --mux "${mux}": expected none or yamux`);
+  const timeout = nonNegative('timeout', values.timeout);
+  const attempts = nonNegative('reconnect-attempts', values['reconnect-attempts']) ?? 10;
+  const base: ConnectOptions = {
+    host,
+    port,
+    mux,
+    ...(timeout === undefined ? {} : { requestTimeoutMs: timeout }),
+    reconnect: longLived && attempts > 0 ? { maxAttempts: attempts } : false,
+  };
+  const ca = values['tls-ca'] ?? env.PROTOKV_TLS_CA;
+  const cert = values['tls-cert'] ?? env.PROTOKV_TLS_CLIENT_CERT;
+  const key = values['tls-key'] ?? env.PROTOKV_TLS_CLIENT_KEY;
+  const servername = values['tls-servername'] ?? env.PROTOKV_TLS_SERVERNAME;
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key must be given together');
+  if (ca === undefined && cert === undefined && servername === undefined) return base;
+  const read = async (what: string, f: string | undefined): Promise<Buffer | undefined> => {
+    if (f === undefined) return undefined;
+    try {
+      return await readFile(f);
+    } catch (err) {
+      throw new UsageError(`cannot read the ${what} ${f}: ${(err as Error).message}`);
+    }
+  };
+  const [caPem, certPem, keyPem] = await Promise.all([read('CA file', ca), read('client certificate', cert), read('client key', key)]);
+  return { ...base, tls: { ca: caPem, cert: certPem, key: keyPem, servername } };
 }
 
-/** Negative numbers are values, not options: `protokv hset t k -5 --type int`. */
+/** Negative numbers are values, not options: `protokv hset t k -5 --type int`; `-` is stdin. */
 const NEGATIVE_NUMBER = /^-(\d|\.\d|Infinity$)/;
 
-function parse(argv: string[]): { values: ParsedOptions; positionals: string[] } {
+/** Parses a command's arguments (after its name). */
+export function parseCommandArgs(argv: string[]): { values: ParsedOptions; positionals: string[] } {
   // parseArgs would read "-5" as an option; hide such tokens behind a marker it passes through.
   const hidden = new Map<string, string>();
   const args = argv.map((a, i) => {
@@ -230,10 +313,15 @@ function parse(argv: string[]): { values: ParsedOptions; positionals: string[] }
   }
 }
 
-function checkArity(spec: ClientCommand, args: string[]): void {
+export function checkArity(spec: ClientCommand, args: string[]): void {
   const ok = spec.variadic ? args.length >= spec.args : args.length === spec.args;
   const pairsOk = !spec.pairs || (args.length - 1) % 2 === 0;
   if (!ok || !pairsOk) throw new UsageError(`usage: protokv ${spec.usage}`);
+}
+
+/** Renders an output as the text to print. */
+export function render(out: Output, json: boolean | undefined): string {
+  return json ? `${JSON.stringify(out.json)}\n` : out.human.map((l) => `${l}\n`).join('');
 }
 
 /** Runs one client command; returns the process exit code. */
@@ -242,47 +330,63 @@ export async function clientCommand(name: string, argv: string[]): Promise<numbe
   if (spec === undefined) throw new Error(`unknown client command ${name}`);
   let kv: KvClient | undefined;
   try {
-    const { values, positionals } = parse(argv);
+    const { values, positionals } = parseCommandArgs(argv);
     if (values.help) {
       process.stdout.write(`usage: protokv ${spec.usage} [options]\n\n${spec.summary}\n\n${CONNECTION_HELP}`);
       return 0;
     }
     checkArity(spec, positionals);
-    const parseValueArg = valueParser(values.type ?? 'string');
+    const value = valueReader(values.type ?? 'string', { readStdin: stdinOnce(), literal: values.literal });
     kv = await connect(await connectOptions(values));
-    const out = await spec.run(kv, positionals, parseValueArg);
-    process.stdout.write(values.json ? `${JSON.stringify(out.json)}\n` : out.human.map((l) => `${l}\n`).join(''));
+    const out = await spec.run(kv, positionals, value);
+    process.stdout.write(render(out, values.json));
     return 0;
   } catch (err) {
     return reportError(err);
   } finally {
     await kv?.close().catch(() => {});
   }
+}
+
+/**
+ * Prints each message of `sub` until it ends; resolves normally when it was ended on purpose,
+ * rejects when it was lost (the process then exits 1).
+ */
+export async function printMessages(sub: Subscription, json: boolean | undefined, write: (text: string) => void): Promise<void> {
+  for await (const message of sub) {
+    write(json ? `${JSON.stringify(message.map(jsonValue))}\n` : `${message.map(humanValue).join(' ') || '(no values)'}\n`);
+  }
+}
+
+/** Tells on stderr when the connection drops and comes back (messages published meanwhile are lost). */
+export function reportConnection(kv: KvClient, write: (text: string) => void): void {
+  kv.on('disconnect', (err) => write(`protokv: ${err.message}; reconnecting\n`));
+  kv.on('reconnect', () => write('protokv: reconnected (messages published while disconnected are lost)\n'));
 }
 
 /** `protokv subscribe TOPIC`: prints each message until interrupted or the subscription ends. */
 export async function subscribeCommand(argv: string[]): Promise<number> {
   let kv: KvClient | undefined;
   try {
-    const { values, positionals } = parse(argv);
+    const { values, positionals } = parseCommandArgs(argv);
     if (values.help) {
       process.stdout.write(`usage: protokv subscribe TOPIC [options]\n\nprint each message published to TOPIC until Ctrl-C\n\n${CONNECTION_HELP}`);
       return 0;
     }
     if (positionals.length !== 1) throw new UsageError('usage: protokv subscribe TOPIC');
-    kv = await connect(await connectOptions(values));
+    kv = await connect(await connectOptions(values, process.env, true));
+    reportConnection(kv, (t) => process.stderr.write(t));
     const sub = await kv.subscribe(positionals[0]);
     if (!values.json) process.stderr.write(`subscribed to ${JSON.stringify(sub.topic)} as id ${sub.id}; Ctrl-C to stop\n`);
-    const stop = (): void => void sub.unsubscribe().catch(() => {});
+    const stop = (): void => void sub.unsubscribe();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    for await (const message of sub) {
-      process.stdout.write(
-        values.json ? `${JSON.stringify(message.map(jsonValue))}\n` : `${message.map(humanValue).join(' ') || '(no values)'}\n`,
-      );
+    try {
+      await printMessages(sub, values.json, (t) => process.stdout.write(t));
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
     }
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
     return 0;
   } catch (err) {
     return reportError(err);
@@ -291,16 +395,20 @@ export async function subscribeCommand(argv: string[]): Promise<number> {
   }
 }
 
-function reportError(err: unknown): number {
+/** Prints an error the way the CLI does and returns its exit code (2 for usage, 1 otherwise). */
+export function reportError(err: unknown, write: (text: string) => void = (t) => process.stderr.write(t)): number {
   if (err instanceof UsageError) {
-    process.stderr.write(`protokv: ${err.message}\n`);
+    write(`protokv: ${err.message}\n`);
     return 2;
   }
   if (err instanceof ProtokvError) {
-    process.stderr.write(`${err.message}\n`);
+    write(`${err.message}\n`);
     return 1;
   }
-  const e = err as NodeJS.ErrnoException;
-  process.stderr.write(`protokv: ${e.code === 'ECONNREFUSED' ? `cannot connect: ${e.message}` : e.message}\n`);
+  if (err instanceof ProtokvBaseError) {
+    write(`protokv: ${err.message}\n`);
+    return 1;
+  }
+  write(`protokv: ${(err as Error).message}\n`);
   return 1;
 }
