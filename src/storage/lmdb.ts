@@ -1,13 +1,7 @@
 /**
- * The persistent store, on LMDB (through lmdb-js): survives restarts and `kill -9`.
- *
- * Layout: one LMDB environment, its root database, raw binary keys and values.
- * - A key is `escape(table) 0x00 key` in UTF-8. Table names are escaped so they never contain a
- *   0x00 byte, which makes `escape(table) 0x00` a prefix that no other table's keys start with:
- *   a table is the contiguous key range `[escape(table) 0x00, escape(table) 0x01)`.
- *   (lmdb-js array keys were not used: its ordered-binary encoding writes strings of 64 characters
- *   or more without escaping NUL, so tables named `t` and `t + "\0…"` could overlap.)
- * - A value is the protobuf encoding of `Value`, so its type survives restarts.
+ * The persistent store, on LMDB (through lmdb-js): survives restarts and `kill -9`. Its key layout
+ * and cursors are in lmdb-layout.ts; every table's key count is kept next to its entries, updated
+ * in the same transaction as the writes, so HLEN is one lookup.
  *
  * Reads are synchronous. Writes run as lmdb-js asynchronous transactions: everything issued in one
  * event-loop turn shares one transaction and one disk sync (group commit), and a write's promise
@@ -20,10 +14,30 @@ import { open, type RootDatabase } from 'lmdb';
 import { Value } from '../protocol/generated/abi.js';
 import { decodeValue } from '../protocol/decoder.js';
 import { errors, KvError } from '../errors.js';
-import type { Entry, Store } from './store.js';
+import {
+  COUNTS_RANGE,
+  countKey,
+  countKeyOfEscaped,
+  decodeCount,
+  encodeCount,
+  ENTRIES_END,
+  LAYOUT_KEY,
+  LAYOUT_VERSION,
+  readKey,
+  type RangeStart,
+  scanCursor,
+  scanStart,
+  tableOfCountKey,
+  tablePrefixLength,
+  tableRange,
+  tablesCursor,
+  tablesStart,
+  writeKey,
+} from './lmdb-layout.js';
+import { PendingWrites, type PendingEntry } from './pending-writes.js';
+import type { Entry, Page, Store, TableInfo } from './store.js';
 
-/** The largest key lmdb-js accepts with its default page size. */
-export const MAX_KEY_BYTES = 1978;
+export { MAX_KEY_BYTES } from './lmdb-layout.js';
 
 /** Tuning for `LmdbStore.open`. */
 export interface LmdbStoreOptions {
@@ -41,6 +55,8 @@ export class LmdbStore implements Store {
   readonly #db: Db;
   /** Writes not yet settled, so that `close` can wait for them. */
   readonly #pending = new Set<Promise<unknown>>();
+  /** Their effects, which every read applies over the committed state. */
+  readonly #staged = new PendingWrites();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -67,6 +83,12 @@ export class LmdbStore implements Store {
         keyEncoding: 'binary',
         commitDelay: options.commitDelay ?? 0,
       });
+      try {
+        ensureLayout(db);
+      } catch (err) {
+        db.close().catch(() => undefined);
+        throw err;
+      }
       return new LmdbStore(dir, db);
     } catch (err) {
       throw errors.storage(`cannot open the store in ${dir}: ${message(err)}`, err);
@@ -75,12 +97,24 @@ export class LmdbStore implements Store {
 
   get(table: string, key: string): Value | undefined {
     const db = this.#live();
+    if (!this.#staged.empty) {
+      const t = this.#staged.table(table);
+      const p = t?.entries.get(key);
+      if (p !== undefined) return p.value;
+      if (t !== undefined && t.dropTicket !== 0) return undefined;
+    }
     const k = readKey(table, key);
     return k === undefined ? undefined : this.#read(() => decode(db.get(k)));
   }
 
   contains(table: string, key: string): boolean {
     const db = this.#live();
+    if (!this.#staged.empty) {
+      const t = this.#staged.table(table);
+      const p = t?.entries.get(key);
+      if (p !== undefined) return p.value !== undefined;
+      if (t !== undefined && t.dropTicket !== 0) return false;
+    }
     const k = readKey(table, key);
     return k !== undefined && this.#read(() => db.doesExist(k));
   }
@@ -91,43 +125,132 @@ export class LmdbStore implements Store {
 
   /**
    * A lazy cursor over the table: entries are read from the database as iteration proceeds, from
-   * one snapshot. Finish the iteration or end it early (`break`, `return()`): an abandoned one
-   * keeps its snapshot, so LMDB cannot reuse the pages it sees.
+   * one snapshot, with the writes pending when iteration started applied over them. Finish the
+   * iteration or end it early (`break`, `return()`): an abandoned one keeps its snapshot, so LMDB
+   * cannot reuse the pages it sees.
    */
   *iterate(table: string): Generator<Entry> {
     const db = this.#live();
-    const prefix = tableName(table);
-    const start = Buffer.from(`${prefix}\0`);
+    const { start, end, prefixLength } = tableRange(table);
+    const staged = this.#staged.table(table);
+    const pending = staged === undefined ? undefined : new Map(staged.entries);
     try {
-      for (const { key, value } of db.getRange({ start, end: Buffer.from(`${prefix}\x01`) })) {
-        yield { key: key.toString('utf8', start.length), value: decode(value) };
+      if (staged === undefined || staged.dropTicket === 0) {
+        for (const { key, value } of db.getRange({ start, end })) {
+          const k = key.toString('utf8', prefixLength);
+          if (pending === undefined || !pending.has(k)) yield { key: k, value: decode(value) };
+        }
       }
     } catch (err) {
       throw this.#closed ? errors.storage('the store is closed') : storageError('cannot read the table', err);
     }
+    if (pending === undefined) return;
+    for (const [key, p] of pending) if (p.value !== undefined) yield { key, value: p.value };
+  }
+
+  /** The committed count, corrected by the pending writes of the table (few: one commit's worth). */
+  len(table: string): number {
+    const db = this.#live();
+    return this.#read(() => {
+      const t = this.#staged.table(table);
+      const hidden = t !== undefined && t.dropTicket !== 0;
+      let n = hidden ? 0 : decodeCount(db.get(countKey(table)));
+      if (t !== undefined) {
+        for (const p of t.entries.values()) n += (p.value !== undefined ? 1 : 0) - (!hidden && db.doesExist(p.dbKey) ? 1 : 0);
+      }
+      return n;
+    });
+  }
+
+  /**
+   * A page in key byte order: the committed entries after the cursor, read lazily, merged with the
+   * pending writes of the table after it; one more than asked tells whether another page follows.
+   */
+  scan(table: string, cursor: string, count: number): Page<Entry> {
+    const db = this.#live();
+    const { start, end, prefixLength } = tableRange(table);
+    const from = scanStart(start, cursor);
+    return this.#read(() => {
+      const t = this.#staged.table(table);
+      const committed: Iterable<Row> = t?.dropTicket ? [] : db.getRange({ ...from, end, limit: t === undefined ? count + 1 : undefined });
+      const pending = t === undefined ? [] : pendingAfter(t.entries.values(), from);
+      const rows = takeMerged(committed, pending, count + 1);
+      const more = rows.length > count;
+      if (more) rows.length = count;
+      return {
+        items: rows.map((r) => ({ key: r.key.toString('utf8', prefixLength), value: r.staged ? r.decoded! : decode(r.value) })),
+        cursor: more ? scanCursor(rows[count - 1].key, prefixLength) : '',
+      };
+    });
+  }
+
+  /** Like `scan`, over the table counts; a table with pending writes is listed with its `len`. */
+  tables(cursor: string, count: number): Page<TableInfo> {
+    const db = this.#live();
+    const from = tablesStart(cursor);
+    return this.#read(() => {
+      const committed = db.getRange({ ...from, end: COUNTS_RANGE.end, limit: this.#staged.empty ? count + 1 : undefined });
+      const pending: Row[] = [];
+      for (const [name] of this.#staged.tables()) {
+        const key = countKey(name);
+        if (isAfter(key, from)) pending.push({ key, value: EMPTY_BUFFER, staged: true, name });
+      }
+      pending.sort(byKey);
+      const items: TableInfo[] = [];
+      let last: Buffer | undefined;
+      let more = false;
+      for (const row of mergeSorted(committed, pending)) {
+        const keys = row.name !== undefined ? this.len(row.name) : decodeCount(row.value);
+        if (keys === 0) continue;
+        if (items.length === count) {
+          more = true;
+          break;
+        }
+        items.push({ name: row.name ?? tableOfCountKey(row.key), keys });
+        last = row.key;
+      }
+      return { items, cursor: more && last !== undefined ? tablesCursor(last) : '' };
+    });
   }
 
   async set(table: string, key: string, value: Value): Promise<Value | undefined> {
     const db = this.#live();
     const k = writeKey(table, key);
     const v = encode(value);
-    return await this.#write(false, () => {
-      const previous = decode(db.get(k));
-      db.putSync(k, v);
-      return previous;
-    });
+    const ticket = this.#staged.ticket();
+    this.#staged.put(table, key, k, value, ticket);
+    return await this.#write(
+      false,
+      () => {
+        const previous = decode(db.get(k));
+        db.putSync(k, v);
+        if (previous === undefined) addToCount(db, table, 1);
+        return previous;
+      },
+      () => this.#staged.settle(table, [key], ticket),
+    );
   }
 
   async setMany(table: string, entries: readonly Entry[]): Promise<(Value | undefined)[]> {
     const db = this.#live();
     // Everything that can fail is done before the transaction, so it never starts half-valid.
     const writes = entries.map(({ key, value }) => [writeKey(table, key), encode(value)] as const);
-    return await this.#write(true, () =>
-      writes.map(([k, v]) => {
-        const previous = decode(db.get(k));
-        db.putSync(k, v);
+    const ticket = this.#staged.ticket();
+    entries.forEach(({ key, value }, i) => this.#staged.put(table, key, writes[i][0], value, ticket));
+    return await this.#write(
+      true,
+      () => {
+        let added = 0;
+        const previous = writes.map(([k, v]) => {
+          const p = decode(db.get(k));
+          db.putSync(k, v);
+          if (p === undefined) added++;
+          return p;
+        });
+        addToCount(db, table, added);
         return previous;
-      }),
+      },
+      () => this.#staged.settle(table, entries.map((e) => e.key), ticket),
     );
   }
 
@@ -135,23 +258,74 @@ export class LmdbStore implements Store {
     const db = this.#live();
     const k = readKey(table, key);
     if (k === undefined) return undefined;
-    return await this.#write(false, () => {
-      const previous = decode(db.get(k));
-      if (previous !== undefined) db.removeSync(k);
-      return previous;
-    });
+    const ticket = this.#staged.ticket();
+    this.#staged.put(table, key, k, undefined, ticket);
+    return await this.#write(
+      false,
+      () => {
+        const previous = decode(db.get(k));
+        if (previous !== undefined) {
+          db.removeSync(k);
+          addToCount(db, table, -1);
+        }
+        return previous;
+      },
+      () => this.#staged.settle(table, [key], ticket),
+    );
   }
 
   async delMany(table: string, keys: readonly string[]): Promise<(Value | undefined)[]> {
     const db = this.#live();
     const ks = keys.map((key) => readKey(table, key));
-    return await this.#write(true, () =>
-      ks.map((k) => {
-        if (k === undefined) return undefined;
-        const previous = decode(db.get(k));
-        if (previous !== undefined) db.removeSync(k);
+    const ticket = this.#staged.ticket();
+    keys.forEach((key, i) => {
+      const k = ks[i];
+      if (k !== undefined) this.#staged.put(table, key, k, undefined, ticket);
+    });
+    return await this.#write(
+      true,
+      () => {
+        let removed = 0;
+        const previous = ks.map((k) => {
+          if (k === undefined) return undefined;
+          const p = decode(db.get(k));
+          if (p !== undefined) {
+            db.removeSync(k);
+            removed++;
+          }
+          return p;
+        });
+        addToCount(db, table, -removed);
         return previous;
-      }),
+      },
+      () => this.#staged.settle(table, keys, ticket),
+    );
+  }
+
+  /**
+   * Removes every entry of the table and its count in one atomic transaction. LMDB has no range
+   * delete, so this is one delete per key: O(n log n), done in batches so that no batch of keys
+   * held in memory is larger than `DROP_BATCH`.
+   */
+  async drop(table: string): Promise<number> {
+    const db = this.#live();
+    const { start, end } = tableRange(table);
+    const ticket = this.#staged.ticket();
+    this.#staged.drop(table, ticket);
+    return await this.#write(
+      true,
+      () => {
+        let removed = 0;
+        for (;;) {
+          const keys = Array.from(db.getKeys({ start, end, limit: DROP_BATCH }));
+          for (const k of keys) db.removeSync(k);
+          removed += keys.length;
+          if (keys.length < DROP_BATCH) break;
+        }
+        db.removeSync(countKey(table));
+        return removed;
+      },
+      () => this.#staged.settle(table, [], ticket),
     );
   }
 
@@ -190,8 +364,9 @@ export class LmdbStore implements Store {
    * Queues `action` into the next lmdb-js write transaction. The read-modify-write it performs is
    * atomic because it runs inside that transaction. An `atomic` action runs in a child transaction
    * so that a failure part-way rolls all of its writes back (a plain transaction keeps them).
+   * `settled` runs once the transaction is committed or has failed (it forgets the staged write).
    */
-  #write<T>(atomic: boolean, action: () => T): Promise<T> {
+  #write<T>(atomic: boolean, action: () => T, settled: () => void): Promise<T> {
     let queued: Promise<T>;
     try {
       queued = atomic ? this.#db.childTransaction(action) : this.#db.transaction(action);
@@ -202,36 +377,106 @@ export class LmdbStore implements Store {
       throw storageError('cannot write', await commitFailureCause(err));
     });
     this.#pending.add(committed);
-    const settle = () => this.#pending.delete(committed);
+    const settle = () => {
+      this.#pending.delete(committed);
+      settled();
+    };
     committed.then(settle, settle);
     return committed;
   }
 }
 
-/** Escapes U+0000 and U+0001 (the only characters encoded with bytes 0x00 and 0x01). */
-function tableName(table: string): string {
-  return table.replaceAll('\x01', '\x01\x02').replaceAll('\0', '\x01\x01');
+/**
+ * A row of a listing: a committed one as lmdb-js reads it, or a pending one (`staged`), whose
+ * `decoded` value is undefined for a delete; `name` is the table of a pending row of `tables`.
+ */
+interface Row {
+  readonly key: Buffer;
+  readonly value: Buffer;
+  readonly staged?: true;
+  readonly decoded?: Value;
+  readonly name?: string;
 }
 
-function entryKey(table: string, key: string): Buffer {
-  return Buffer.from(`${tableName(table)}\0${key}`);
+const EMPTY_BUFFER = Buffer.alloc(0);
+
+/** Whether `key` comes after the start of a range. */
+function isAfter(key: Buffer, from: RangeStart): boolean {
+  const c = Buffer.compare(key, from.start);
+  return c > 0 || (c === 0 && !from.exclusiveStart);
 }
 
-/** The database key for a write; a key LMDB cannot hold is refused. */
-function writeKey(table: string, key: string): Buffer {
-  const k = entryKey(table, key);
-  if (k.length > MAX_KEY_BYTES) {
-    throw errors.storage(
-      `key too long: the table name and key take ${k.length} bytes encoded, the limit is ${MAX_KEY_BYTES} bytes`,
-    );
+const byKey = (a: Row, b: Row): number => Buffer.compare(a.key, b.key);
+
+/** The pending writes of a table past `from`, in key order. */
+function pendingAfter(entries: Iterable<PendingEntry>, from: RangeStart): Row[] {
+  const rows: Row[] = [];
+  for (const p of entries) {
+    if (isAfter(p.dbKey, from)) rows.push({ key: p.dbKey, value: EMPTY_BUFFER, staged: true, decoded: p.value });
   }
-  return k;
+  return rows.sort(byKey);
 }
 
-/** The database key for a lookup, or `undefined` for a key too long to have been stored. */
-function readKey(table: string, key: string): Buffer | undefined {
-  const k = entryKey(table, key);
-  return k.length > MAX_KEY_BYTES ? undefined : k;
+/**
+ * Committed rows (read lazily, in key order) merged with pending ones (sorted): a pending row
+ * replaces the committed row of the same key.
+ */
+function* mergeSorted(committed: Iterable<Row>, pending: readonly Row[]): Generator<Row> {
+  let i = 0;
+  for (const row of committed) {
+    while (i < pending.length && Buffer.compare(pending[i].key, row.key) < 0) yield pending[i++];
+    if (i < pending.length && Buffer.compare(pending[i].key, row.key) === 0) yield pending[i++];
+    else yield row;
+  }
+  while (i < pending.length) yield pending[i++];
+}
+
+/** The first `limit` rows of a merged listing that are not pending deletes. */
+function takeMerged(committed: Iterable<Row>, pending: readonly Row[], limit: number): Row[] {
+  const rows: Row[] = [];
+  if (limit === 0) return rows;
+  for (const row of mergeSorted(committed, pending)) {
+    if (row.staged && row.decoded === undefined) continue;
+    if (rows.push(row) === limit) break;
+  }
+  return rows;
+}
+
+/** Keys a table drop deletes per round (each round re-seeks the start of the table). */
+const DROP_BATCH = 10_000;
+
+/** Adds `delta` to a table's key count, inside a write transaction; a count of 0 is removed. */
+function addToCount(db: Db, table: string, delta: number): void {
+  if (delta === 0) return;
+  const k = countKey(table);
+  const n = decodeCount(db.get(k)) + delta;
+  if (n > 0) db.putSync(k, encodeCount(n));
+  else db.removeSync(k);
+}
+
+/**
+ * Makes sure the database has the current layout: a new one gets the layout version; one written
+ * before tables were counted gets its counts computed from its entries (one pass, once), in the
+ * same transaction that records the version.
+ */
+function ensureLayout(db: Db): void {
+  const version = db.get(LAYOUT_KEY);
+  if (version !== undefined) {
+    const v = version.length === 1 ? version[0] : -1;
+    if (v !== LAYOUT_VERSION) throw errors.storage(`the store's layout version ${v} is not supported (this protokv reads ${LAYOUT_VERSION})`);
+    return;
+  }
+  const counts = new Map<string, number>();
+  for (const key of db.getKeys({ end: ENTRIES_END })) {
+    const length = tablePrefixLength(key);
+    if (length < 0) throw errors.storage(`the database holds a key that is not a protokv entry (${key.toString('hex').slice(0, 40)})`);
+    const escaped = key.toString('latin1', 0, length);
+    counts.set(escaped, (counts.get(escaped) ?? 0) + 1);
+  }
+  db.transactionSync(() => {
+    for (const [escaped, n] of counts) db.putSync(countKeyOfEscaped(Buffer.from(escaped, 'latin1')), encodeCount(n));
+    db.putSync(LAYOUT_KEY, Buffer.from([LAYOUT_VERSION]));
+  });
 }
 
 function encode(value: Value): Buffer {

@@ -139,7 +139,15 @@ export class ProtokvServer {
     return this.#closing;
   }
 
-  #accept(socket: Duplex): void {
+  /**
+   * Serves a connection that arrived through another listener (a WebSocket on the HTTP listener)
+   * as one stream, under this server's connection limit and graceful shutdown.
+   */
+  adopt(stream: Duplex): void {
+    this.#accept(stream, false);
+  }
+
+  #accept(socket: Duplex, multiplexed = this.#options.mux === 'yamux'): void {
     const options = this.#options;
     const logger = this.#service.logger;
     if (socket instanceof net.Socket) socket.setNoDelay(true);
@@ -161,7 +169,7 @@ export class ProtokvServer {
         socket.destroy();
       });
     }
-    if (options.mux === 'yamux') {
+    if (multiplexed) {
       const session = new YamuxSession(socket, 'server');
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
