@@ -176,3 +176,44 @@ describe('interactive mode fed by a pipe', () => {
     assert.deepEqual(r, { code: 0, stdout: 'true\n', stderr: '' });
   });
 });
+
+describe('table browsing from the CLI', () => {
+  let server: ServerProcess;
+  before(async () => {
+    server = await startServerProcess(['--memory', '--listen', '127.0.0.1:0']);
+    const kv = await connect({ host: '127.0.0.1', port: server.port });
+    await kv.hmset('fruit', Array.from({ length: 25 }, (_, i) => [`f${String(i).padStart(2, '0')}`, BigInt(i)] as [string, bigint]));
+    await kv.hset('veg', 'kale', 'green');
+    await kv.close();
+  });
+  after(() => server.stop());
+  const at = () => ['--server', server.address];
+
+  test('hlen, and hscan walking every page', TIMEOUT, async () => {
+    assert.equal((await runCli(['hlen', 'fruit', ...at()])).stdout, '(integer) 25\n');
+    assert.equal((await runCli(['hlen', 'nothing', '--json', ...at()])).stdout, '0\n');
+    const all = await runCli(['hscan', 'fruit', '--count', '7', '--json', ...at()]);
+    assert.equal(all.code, 0, all.stderr);
+    const entries = all.stdout.trim().split('\n').map((l) => JSON.parse(l) as { key: string; value: { integer: string } });
+    assert.deepEqual(entries.map((e) => e.key).sort(), Array.from({ length: 25 }, (_, i) => `f${String(i).padStart(2, '0')}`));
+    const page = await runCli(['hscan', 'fruit', '--count', '10', '--cursor', '', ...at()]);
+    const lines = page.stdout.trim().split('\n');
+    assert.equal(lines.length, 11);
+    assert.match(lines[10], /^\(next cursor\) ".+"$/);
+  });
+
+  test('tables lists every non-empty table with its key count', TIMEOUT, async () => {
+    const r = await runCli(['tables', '--count', '1', ...at()]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n').sort(), ['"fruit" (25 keys)', '"veg" (1 key)']);
+  });
+
+  test('hdrop asks first; without a terminal it needs --yes', TIMEOUT, async () => {
+    const refused = await runCli(['hdrop', 'veg', ...at()]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /pass --yes/);
+    assert.equal((await runCli(['hlen', 'veg', ...at()])).stdout, '(integer) 1\n');
+    assert.equal((await runCli(['hdrop', 'veg', '--yes', ...at()])).stdout, '(integer) 1\n');
+    assert.equal((await runCli(['hlen', 'veg', ...at()])).stdout, '(integer) 0\n');
+  });
+});

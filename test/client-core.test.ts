@@ -5,7 +5,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import { retryPolicy } from '../src/client/core/timing.js';
 import { ProtocolError } from '../src/client/core/errors.js';
 import type { Compression } from '../src/client/core/transport.js';
 import { FrameDecoder } from '../src/codec/frame.js';
+import { importGraph } from '../tools/import-graph.js';
 
 const bytes = (n: number, seed = 1): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
 
@@ -117,25 +118,6 @@ describe('reconnect policy', () => {
 });
 
 const DIST = fileURLToPath(new URL('../src/', import.meta.url));
-
-/** Every static import of a built module: relative ones resolved to files, bare ones as written. */
-async function importGraph(entry: string): Promise<{ files: Set<string>; packages: Set<string> }> {
-  const files = new Set<string>();
-  const packages = new Set<string>();
-  const queue = [entry];
-  while (queue.length > 0) {
-    const file = queue.pop()!;
-    if (files.has(file)) continue;
-    files.add(file);
-    const source = await readFile(file, 'utf8');
-    for (const m of source.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|(?:^|\n)\s*import\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
-      const spec = m[1] ?? m[2] ?? m[3];
-      if (spec.startsWith('.')) queue.push(path.resolve(path.dirname(file), spec));
-      else packages.add(spec);
-    }
-  }
-  return { files, packages };
-}
 
 describe('import graphs', () => {
   test('protokv/client pulls in none of the server\'s dependencies', async () => {

@@ -81,3 +81,30 @@ forEachTransport('end to end', (env) => {
     await Promise.all(clients.map((c) => c.close()));
   });
 });
+
+forEachTransport('table commands through the client', (env) => {
+  test('hlen, hscan pages, scan() and tables() over every page, hdrop', async () => {
+    const keys = Array.from({ length: 250 }, (_, i) => `k${i}`);
+    await env.kv.hmset('paged', keys.map((k, i) => [k, BigInt(i)] as [string, bigint]));
+    await env.kv.hset('paged-too', 'only', null);
+    assert.equal(await env.kv.hlen('paged'), 250);
+    assert.equal(await env.kv.hlen('never-written'), 0);
+    const first = await env.kv.hscan('paged', '', 100);
+    assert.equal(first.items.length, 100);
+    assert.notEqual(first.cursor, '');
+    const seen = new Map<string, KvValue>();
+    for await (const [k, v] of env.kv.scan('paged', { count: 33 })) seen.set(k, v);
+    assert.equal(seen.size, 250);
+    assert.equal(seen.get('k7'), 7n);
+    const tables = new Map<string, number>();
+    for await (const t of env.kv.tables({ count: 1 })) tables.set(t.name, t.keys);
+    assert.equal(tables.get('paged'), 250);
+    assert.equal(tables.get('paged-too'), 1);
+    const page = await env.kv.tables('', 10_000);
+    assert.equal(page.cursor, '');
+    assert.ok(page.items.some((t) => t.name === 'paged' && t.keys === 250));
+    assert.equal(await env.kv.hdrop('paged'), 250);
+    assert.equal(await env.kv.hdrop('paged'), 0);
+    await assert.rejects(env.kv.hscan('paged-too', 'not a cursor'), (e: Error) => e instanceof ProtokvError && e.status === 400);
+  });
+});

@@ -4,8 +4,10 @@
  * interactive mode (`repl.ts`) runs the same table.
  */
 import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { connect, type ConnectOptions, type KvClient } from '../client/client.js';
+import type { TableInfo } from '../client/core/client.js';
 import { ProtokvBaseError, ProtokvError } from '../client/core/errors.js';
 import type { Subscription } from '../client/core/subscription.js';
 import { parseListenAddress } from '../config.js';
@@ -24,6 +26,17 @@ export interface Output {
 /** Reads a VALUE argument (literal, `-` for stdin, `@file`) as the chosen `--type`. */
 export type ValueReader = (text: string) => Promise<KvValue>;
 
+/** What a command may use besides the client and its arguments. */
+export interface CommandContext {
+  /** Reads a VALUE argument. */
+  value: ValueReader;
+  /** Prints part of the answer now (listings that arrive a page at a time). */
+  emit: (out: Output) => void;
+  /** Asks a yes/no question (false when nobody can answer it). */
+  confirm: (question: string) => Promise<boolean>;
+  options: ParsedOptions;
+}
+
 export interface ClientCommand {
   usage: string;
   summary: string;
@@ -32,7 +45,8 @@ export interface ClientCommand {
   variadic?: boolean;
   /** Whether the trailing arguments come in KEY VALUE pairs. */
   pairs?: boolean;
-  run(kv: KvClient, args: string[], value: ValueReader): Promise<Output>;
+  /** The answer to print (or nothing, when it was emitted as it came). */
+  run(kv: KvClient, args: string[], context: CommandContext): Promise<Output | undefined>;
 }
 
 const one = (v: KvValue | undefined): Output => ({ human: [humanValue(v)], json: jsonValue(v) });
@@ -40,6 +54,17 @@ const many = (vs: (KvValue | undefined)[]): Output => ({ human: vs.map(humanValu
 const bool = (b: boolean): Output => ({ human: [String(b)], json: b });
 const bools = (bs: boolean[]): Output => ({ human: bs.map(String), json: bs });
 const OK: Output = { human: ['OK'], json: { ok: true } };
+
+/** `--count` as a page size. */
+function pageSize(options: ParsedOptions): number {
+  const n = nonNegative('count', options.count) ?? 0;
+  if (n > 10_000) throw new UsageError(`invalid --count "${options.count}": at most 10000`);
+  return n;
+}
+
+const entryOutput = ([k, v]: [string, KvValue]): Output => ({ human: [`${JSON.stringify(k)} => ${humanValue(v)}`], json: { key: k, value: jsonValue(v) } });
+const tableOutput = (t: TableInfo): Output => ({ human: [`${JSON.stringify(t.name)} (${t.keys} ${t.keys === 1 ? 'key' : 'keys'})`], json: t });
+const cursorLine = (cursor: string): Output => ({ human: [`(next cursor) ${JSON.stringify(cursor)}`], json: { cursor } });
 
 export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   hget: {
@@ -75,7 +100,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     usage: 'hset TABLE KEY VALUE',
     summary: 'store VALUE; print the previous value',
     args: 3,
-    run: async (kv, [t, k, v], value) => one(await kv.hset(t, k, await value(v))),
+    run: async (kv, [t, k, v], { value }) => one(await kv.hset(t, k, await value(v))),
   },
   hmset: {
     usage: 'hmset TABLE KEY VALUE [KEY VALUE]...',
@@ -83,7 +108,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     args: 3,
     variadic: true,
     pairs: true,
-    run: async (kv, [t, ...rest], value) => {
+    run: async (kv, [t, ...rest], { value }) => {
       const pairs: [string, KvValue][] = [];
       for (let i = 0; i < rest.length; i += 2) pairs.push([rest[i], await value(rest[i + 1])]);
       return many(await kv.hmset(t, pairs));
@@ -120,7 +145,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     summary: 'send the VALUEs to every subscriber of TOPIC',
     args: 1,
     variadic: true,
-    run: async (kv, [topic, ...values], value) => {
+    run: async (kv, [topic, ...values], { value }) => {
       const data: KvValue[] = [];
       for (const v of values) data.push(await value(v));
       await kv.publish(topic, ...data);
@@ -136,6 +161,62 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
       if (!Number.isInteger(n) || n <= 0 || n > 0xffff_ffff) throw new UsageError(`invalid subscription id "${id}"`);
       await kv.unsubscribe(topic, n);
       return OK;
+    },
+  },
+  hlen: {
+    usage: 'hlen TABLE',
+    summary: 'print the number of keys in TABLE',
+    args: 1,
+    run: async (kv, [t]) => {
+      const n = await kv.hlen(t);
+      return { human: [`(integer) ${n}`], json: n };
+    },
+  },
+  hscan: {
+    usage: 'hscan TABLE [--count N] [--cursor C]',
+    summary: 'print every pair of TABLE, a page at a time (one page with --cursor)',
+    args: 1,
+    run: async (kv, [t], { emit, options }) => {
+      const count = pageSize(options);
+      if (options.cursor !== undefined) {
+        const page = await kv.hscan(t, options.cursor, count);
+        for (const e of page.items) emit(entryOutput(e));
+        emit(cursorLine(page.cursor));
+        return undefined;
+      }
+      for await (const e of kv.scan(t, { count })) emit(entryOutput(e));
+      return undefined;
+    },
+  },
+  tables: {
+    usage: 'tables [--count N] [--cursor C]',
+    summary: 'print every non-empty table and its number of keys (one page with --cursor)',
+    args: 0,
+    run: async (kv, _args, { emit, options }) => {
+      const count = pageSize(options);
+      if (options.cursor !== undefined) {
+        const page = await kv.tables(options.cursor, count);
+        for (const t of page.items) emit(tableOutput(t));
+        emit(cursorLine(page.cursor));
+        return undefined;
+      }
+      for await (const t of kv.tables({ count })) emit(tableOutput(t));
+      return undefined;
+    },
+  },
+  hdrop: {
+    usage: 'hdrop TABLE [--yes]',
+    summary: 'remove TABLE and every key in it (asks first, unless --yes); print how many keys went',
+    args: 1,
+    run: async (kv, [t], { confirm, options }) => {
+      if (!options.yes) {
+        const keys = await kv.hlen(t);
+        if (!(await confirm(`Drop table ${JSON.stringify(t)} and its ${keys} ${keys === 1 ? 'key' : 'keys'}? [y/N] `))) {
+          throw new UsageError(`not dropping ${JSON.stringify(t)}: confirm at the prompt, or pass --yes`);
+        }
+      }
+      const n = await kv.hdrop(t);
+      return { human: [`(integer) ${n}`], json: n };
     },
   },
 };
@@ -154,6 +235,8 @@ export const CONNECTION_HELP = `Connection options (every client command):
   --type TYPE              how VALUE arguments are read: string (default), int, float, bool, bytes
                            (base64, or raw bytes with - or @FILE)
   --literal                take VALUE arguments as written (no - or @FILE)
+  --count N, --cursor C    hscan, tables: page size (default 100), and one page from cursor C
+  --yes                    hdrop: do not ask for confirmation
 
 A VALUE of - is read from standard input, @FILE from that file (its exact bytes with --type
 bytes, else its text); @@TEXT stands for the literal @TEXT.
@@ -174,6 +257,9 @@ export const OPTIONS = {
   json: { type: 'boolean' },
   type: { type: 'string', short: 't' },
   literal: { type: 'boolean' },
+  count: { type: 'string' },
+  cursor: { type: 'string' },
+  yes: { type: 'boolean', short: 'y' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -324,6 +410,18 @@ export function render(out: Output, json: boolean | undefined): string {
   return json ? `${JSON.stringify(out.json)}\n` : out.human.map((l) => `${l}\n`).join('');
 }
 
+/** Asks on the terminal; false when standard input is not one (scripts must say --yes). */
+async function askOnTerminal(question: string): Promise<boolean> {
+  if (process.stdin.isTTY !== true) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
 /** Runs one client command; returns the process exit code. */
 export async function clientCommand(name: string, argv: string[]): Promise<number> {
   const spec = CLIENT_COMMANDS[name];
@@ -336,10 +434,16 @@ export async function clientCommand(name: string, argv: string[]): Promise<numbe
       return 0;
     }
     checkArity(spec, positionals);
-    const value = valueReader(values.type ?? 'string', { readStdin: stdinOnce(), literal: values.literal });
+    const readStdin = stdinOnce();
+    const value = valueReader(values.type ?? 'string', { readStdin, literal: values.literal });
     kv = await connect(await connectOptions(values));
-    const out = await spec.run(kv, positionals, value);
-    process.stdout.write(render(out, values.json));
+    const out = await spec.run(kv, positionals, {
+      value,
+      options: values,
+      emit: (o) => process.stdout.write(render(o, values.json)),
+      confirm: (question) => askOnTerminal(question),
+    });
+    if (out !== undefined) process.stdout.write(render(out, values.json));
     return 0;
   } catch (err) {
     return reportError(err);

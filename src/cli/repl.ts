@@ -7,7 +7,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
+import { createInterface, type Interface } from 'node:readline';
 import { connect, type KvClient } from '../client/client.js';
 import {
   CLIENT_COMMANDS,
@@ -113,7 +113,7 @@ export async function replCommand(argv: string[]): Promise<number> {
   let failures = 0;
   if (interactive) rl.prompt();
   for await (const line of rl) {
-    const failed = await runLine(kv, line, json, (stop) => (stopSubscription = stop));
+    const failed = await runLine(kv, line, json, (stop) => (stopSubscription = stop), (question) => confirm(rl, interactive, question));
     stopSubscription = undefined;
     if (failed === 'quit') break;
     if (failed) failures++;
@@ -128,12 +128,19 @@ export async function replCommand(argv: string[]): Promise<number> {
   return !interactive && failures > 0 ? 1 : 0;
 }
 
+/** Asks at the prompt; a piped session cannot answer, so it says no (use --yes there). */
+function confirm(rl: Interface, interactive: boolean, question: string): Promise<boolean> {
+  if (!interactive) return Promise.resolve(false);
+  return new Promise((resolve) => rl.question(question, (answer) => resolve(/^y(es)?$/i.test(answer.trim()))));
+}
+
 /** Runs one line; true when it failed, `'quit'` to leave. */
 async function runLine(
   kv: KvClient,
   line: string,
   json: boolean | undefined,
   onSubscribed: (stop: () => void) => void,
+  ask: (question: string) => Promise<boolean>,
 ): Promise<boolean | 'quit'> {
   const err = (e: unknown): true => {
     reportError(e);
@@ -170,7 +177,13 @@ async function runLine(
       literal: values.literal,
       readStdin: () => Promise.reject(new UsageError('standard input is where the commands come from here: use @FILE')),
     });
-    process.stdout.write(render(await spec.run(kv, positionals, value), asJson));
+    const out = await spec.run(kv, positionals, {
+      value,
+      options: values,
+      emit: (o) => process.stdout.write(render(o, asJson)),
+      confirm: ask,
+    });
+    if (out !== undefined) process.stdout.write(render(out, asJson));
     return false;
   } catch (e) {
     return err(e);

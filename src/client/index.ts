@@ -11,6 +11,9 @@ export {
   type ClientEvents,
   type ClientOptions,
   type ClientState,
+  type Page,
+  type ScanOptions,
+  type TableInfo,
 } from './core/client.js';
 export type { ReconnectOptions } from './core/timing.js';
 export { Subscription, type SubscribeOptions } from './core/subscription.js';

@@ -48,6 +48,23 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** One page of a listing, and the cursor of the next one (`""` when the listing is complete). */
+export interface Page<T> {
+  readonly items: T[];
+  readonly cursor: string;
+}
+
+/** A table's name and its number of keys. */
+export interface TableInfo {
+  readonly name: string;
+  readonly keys: number;
+}
+
+/** Options of the paged listings: page size (1–10,000; default: the server's, 100) and call options for each page. */
+export interface ScanOptions extends CallOptions {
+  count?: number;
+}
+
 /** Options of every client, whatever its transport. */
 export interface ClientOptions {
   /** Time limit of each request, in ms, unless a call says otherwise (0: none). Default 10,000. */
@@ -116,6 +133,13 @@ function check(response: CommandResponse): CommandResponse {
 /** A value the server returned where the empty value means "none": `undefined` then. */
 const present = (v: Value | undefined): KvValue | undefined => (isEmptyValue(v) ? undefined : fromValue(v));
 const firstBool = (r: CommandResponse): boolean => fromValue(check(r).values[0]) === true;
+
+/** The next-page cursor of an `HSCAN` or `TABLES` answer. */
+function nextCursor(r: CommandResponse): string {
+  const v = fromValue(r.values[0]);
+  if (typeof v !== 'string') throw new ProtocolError('a page came without its next cursor');
+  return v;
+}
 
 function commandName(request: CommandRequest): string {
   return (request.requestData?.$case ?? 'request').toUpperCase();
@@ -300,6 +324,65 @@ export class KvClient extends Emitter<ClientEvents> implements AsyncDisposable {
   /** Ends subscription `id` on `topic` (any client's). */
   async unsubscribe(topic: string, id: number, options?: CallOptions): Promise<void> {
     check(await this.#call(requests.unsubscribe(topic, id), options));
+  }
+
+  /** Number of keys in `table` (0 when it does not exist). */
+  async hlen(table: string, options?: CallOptions): Promise<number> {
+    return Number(fromValue(check(await this.#call(requests.hlen(table), options)).values[0]));
+  }
+
+  /**
+   * One page of `table`: up to `count` `[key, value]` entries from `cursor` (`""` to start), and
+   * the cursor of the next page (`""` when done). A key present for the whole scan is returned
+   * at least once. `scan()` walks every page for you.
+   */
+  async hscan(table: string, cursor = '', count = 0, options?: CallOptions): Promise<Page<[string, KvValue]>> {
+    const r = check(await this.#call(requests.hscan(table, cursor, count), options));
+    return { items: r.pairs.map((p) => [p.key, fromValue(p.value)]), cursor: nextCursor(r) };
+  }
+
+  /** Every `[key, value]` of `table`, fetched a page at a time with `HSCAN` (never the whole table at once). */
+  async *scan(table: string, options: ScanOptions = {}): AsyncGenerator<[string, KvValue], void, undefined> {
+    let cursor = '';
+    do {
+      const page = await this.hscan(table, cursor, options.count ?? 0, options);
+      yield* page.items;
+      cursor = page.cursor;
+    } while (cursor !== '');
+  }
+
+  /**
+   * `tables()`: every non-empty table with its key count, as an async iterable fetching a page
+   * at a time. `tables(cursor, count)`: one page of them (`""` starts), like `hscan`.
+   */
+  tables(options?: ScanOptions): AsyncGenerator<TableInfo, void, undefined>;
+  tables(cursor: string, count?: number, options?: CallOptions): Promise<Page<TableInfo>>;
+  tables(
+    first?: string | ScanOptions,
+    count = 0,
+    options?: CallOptions,
+  ): AsyncGenerator<TableInfo, void, undefined> | Promise<Page<TableInfo>> {
+    if (typeof first === 'string') return this.#tablesPage(first, count, options);
+    return this.#allTables(first ?? {});
+  }
+
+  /** Removes the whole table atomically; resolves to the number of keys removed. */
+  async hdrop(table: string, options?: CallOptions): Promise<number> {
+    return Number(fromValue(check(await this.#call(requests.hdrop(table), options)).values[0]));
+  }
+
+  async #tablesPage(cursor: string, count: number, options?: CallOptions): Promise<Page<TableInfo>> {
+    const r = check(await this.#call(requests.tables(cursor, count), options));
+    return { items: r.pairs.map((p) => ({ name: p.key, keys: Number(fromValue(p.value)) })), cursor: nextCursor(r) };
+  }
+
+  async *#allTables(options: ScanOptions): AsyncGenerator<TableInfo, void, undefined> {
+    let cursor = '';
+    do {
+      const page = await this.#tablesPage(cursor, options.count ?? 0, options);
+      yield* page.items;
+      cursor = page.cursor;
+    } while (cursor !== '');
   }
 
   /**
