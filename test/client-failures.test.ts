@@ -7,6 +7,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { connect } from '../src/client/client.js';
 import { AbortError, ConnectionClosedError, SlowConsumerError, TimeoutError } from '../src/client/core/errors.js';
 import type { KvValue } from '../src/protocol/values.js';
@@ -213,9 +214,14 @@ for (const mux of ['none', 'yamux'] as const) {
         const kv = await running.client({ subscriptionBufferSize: 8 });
         const publisher = await running.client();
         const sub = await kv.subscribe('flood');
-        const payload = 'p'.repeat(2000);
+        // Incompressible, so the socket buffers fill after a few thousand messages.
+        const payload = randomBytes(16 * 1024);
         // Nobody reads: the client's buffer fills, it stops reading, the server's backlog grows.
-        for (let i = 0; i < 100_000 && running.service.pubsub.size === 1; i++) await publisher.publish('flood', BigInt(i), payload);
+        let sent = 0;
+        while (sent < 50_000 && running.service.pubsub.size === 1) {
+          await Promise.all(Array.from({ length: 50 }, (_, j) => publisher.publish('flood', BigInt(sent + j), payload)));
+          sent += 50;
+        }
         assert.equal(running.service.pubsub.size, 0, 'the server dropped the subscriber');
         const got: KvValue[][] = [];
         const err = await reader(sub, got);
