@@ -19,18 +19,9 @@ import { until } from './helpers/wait.js';
 
 const TIMEOUT = { timeout: 120_000 };
 
-/** Runs `protokv ...args` with `input` on its standard input. */
+/** Runs `protokv ...args` with `input` on its standard input (no history file). */
 function runWithInput(args: string[], input: string | Buffer, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, PROTOKV_HISTORY: 'off', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
+  return runCli(args, { PROTOKV_HISTORY: 'off', ...env }, input);
 }
 
 describe('CLI values, environment and output', () => {

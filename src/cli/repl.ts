@@ -131,7 +131,14 @@ export async function replCommand(argv: string[]): Promise<number> {
 /** Asks at the prompt; a piped session cannot answer, so it says no (use --yes there). */
 function confirm(rl: Interface, interactive: boolean, question: string): Promise<boolean> {
   if (!interactive) return Promise.resolve(false);
-  return new Promise((resolve) => rl.question(question, (answer) => resolve(/^y(es)?$/i.test(answer.trim()))));
+  return new Promise((resolve) =>
+    rl.question(question, (answer) => {
+      // An answer is not a command: keep it out of the history.
+      const history = (rl as unknown as { history: string[] }).history;
+      if (history[0] === answer) history.shift();
+      resolve(/^y(es)?$/i.test(answer.trim()));
+    }),
+  );
 }
 
 /** Runs one line; true when it failed, `'quit'` to leave. */
