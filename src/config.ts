@@ -22,7 +22,11 @@ export const MUX_MODES = ['none', 'yamux'] as const;
 export type MuxMode = (typeof MUX_MODES)[number];
 
 /** The shapes a setting's value can take; each has one parser shared by flags, env and file. */
-export type SettingKind = 'listen' | 'path' | 'boolean' | 'choice' | 'integer' | 'size';
+export type SettingKind = 'listen' | 'listenOrOff' | 'path' | 'boolean' | 'choice' | 'integer' | 'size' | 'ratio' | 'url';
+
+/** Wire encodings of OTLP over HTTP that protokv can export traces in. */
+export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
 
 /** One row of the settings table. */
 export interface SettingSpec {
@@ -38,7 +42,7 @@ export interface SettingSpec {
   readonly choices?: readonly string[];
   readonly min?: number;
   readonly max?: number;
-  readonly group: 'general' | 'tls' | 'limits';
+  readonly group: 'general' | 'tls' | 'limits' | 'observability';
   readonly description: string;
 }
 
@@ -228,6 +232,47 @@ export const SETTINGS = {
     group: 'limits',
     description: 'Keys one multi-key command may name',
   },
+  http: {
+    kind: 'listenOrOff',
+    flag: 'http',
+    env: 'PROTOKV_HTTP',
+    toml: 'http.listen',
+    default: '127.0.0.1:9528',
+    placeholder: 'HOST:PORT|off',
+    group: 'observability',
+    description:
+      'Address of the HTTP listener (/healthz, /readyz, /metrics); HTTPS with the TLS settings above; off disables it',
+  },
+  metrics: {
+    kind: 'boolean',
+    flag: 'metrics',
+    env: 'PROTOKV_METRICS',
+    toml: 'http.metrics',
+    default: true,
+    group: 'observability',
+    description: 'Keep Prometheus metrics and serve them at /metrics on the HTTP listener',
+  },
+  otlpEndpoint: {
+    kind: 'url',
+    flag: 'otlp-endpoint',
+    env: 'PROTOKV_OTLP_ENDPOINT',
+    toml: 'tracing.otlp_endpoint',
+    placeholder: 'URL',
+    group: 'observability',
+    description:
+      'Export traces over OTLP/HTTP to this collector (/v1/traces is appended unless the path ends with it); ' +
+      'else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; unset: tracing is off',
+  },
+  traceSample: {
+    kind: 'ratio',
+    flag: 'trace-sample',
+    env: 'PROTOKV_TRACE_SAMPLE',
+    toml: 'tracing.sample',
+    default: 1,
+    placeholder: 'RATIO',
+    group: 'observability',
+    description: 'Fraction of requests traced, from 0 to 1; when unset, OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG apply',
+  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -260,6 +305,17 @@ export interface ServerLimits {
   maxKeysPerCommand: number;
 }
 
+/** Where and how traces are exported; present only when tracing is on. */
+export interface TracingConfig {
+  /** The full OTLP/HTTP traces URL (`…/v1/traces`). */
+  endpoint: string;
+  protocol: OtlpProtocol;
+  /** Fraction of requests traced, 0 to 1. */
+  sampleRatio: number;
+  /** `service.name` of the exported resource. */
+  serviceName: string;
+}
+
 /** The validated configuration of `protokv serve`. */
 export interface ServerConfig {
   listen: ListenAddress;
@@ -272,6 +328,12 @@ export interface ServerConfig {
   logLevel: LogLevel;
   mux: MuxMode;
   limits: ServerLimits;
+  /** The HTTP listener's address; `null` when it is off. */
+  http: ListenAddress | null;
+  /** Whether metrics are kept (and served at `/metrics` when the HTTP listener is on). */
+  metrics: boolean;
+  /** `null` when tracing is off. */
+  tracing: TracingConfig | null;
   /** The TOML file that was read, if any (absolute). */
   configFile?: string;
   /** Where each setting's value came from, for logging the effective configuration. */
@@ -348,6 +410,9 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
       subscriberBacklogBytes: values.subscriberBacklogBytes as number,
       maxKeysPerCommand: values.maxKeysPerCommand as number,
     },
+    http: values.http as ListenAddress | null,
+    metrics: values.metrics as boolean,
+    tracing: tracingConfig(values, sources, input.env),
     sources,
   };
   if (configFile) config.configFile = configFile;
@@ -368,11 +433,17 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
     if (tlsClientCa !== undefined) config.tls.clientCa = tlsClientCa;
   }
 
-  if (!config.tls && !config.insecure && !isLoopbackHost(config.listen.host)) {
+  // Every listener follows one rule: plaintext only on loopback, unless --insecure says otherwise.
+  const plainListeners: [SettingName, ListenAddress | null, string][] = [
+    ['listen', config.listen, 'TCP'],
+    ['http', config.http, 'HTTP'],
+  ];
+  for (const [name, address, protocol] of plainListeners) {
+    if (address === null || config.tls || config.insecure || isLoopbackHost(address.host)) continue;
     throw new ConfigError(
-      `${labels.listen} ${formatListenAddress(config.listen)} is not a loopback address: ` +
-        'set --tls-cert and --tls-key to serve TLS there, or --insecure to serve plain, unencrypted TCP',
-      { setting: 'listen' },
+      `${labels[name]} ${formatListenAddress(address)} is not a loopback address: ` +
+        `set --tls-cert and --tls-key to serve TLS there, or --insecure to serve plain, unencrypted ${protocol}`,
+      { setting: name },
     );
   }
 
@@ -400,6 +471,7 @@ export function renderServeHelp(): string {
     ['general', 'Options'],
     ['tls', 'TLS (a [tls] table in the file)'],
     ['limits', 'Limits (a [limits] table in the file)'],
+    ['observability', 'Health, metrics and tracing ([http] and [tracing] tables in the file)'],
   ];
   const column = 36;
   // Each paragraph is a list of pieces that a line break may not split.
@@ -648,12 +720,21 @@ function coerce(name: SettingName, raw: unknown, label: string, baseDir: string,
   const spec: SettingSpec = SETTINGS[name];
   try {
     if (typed && spec.kind === 'boolean' && typeof raw !== 'boolean') throw new Expected('expected true or false (unquoted)');
+    if (typed && spec.kind === 'ratio' && typeof raw !== 'number') throw new Expected('expected a number from 0 to 1 (unquoted)');
     if (typed && spec.kind === 'integer' && typeof raw !== 'number') {
       throw new Expected(`expected a whole number from ${spec.min ?? 0} to ${spec.max ?? Number.MAX_SAFE_INTEGER} (unquoted)`);
     }
     switch (spec.kind) {
       case 'listen':
         return listenAddress(requireString(raw, 'HOST:PORT'));
+      case 'listenOrOff': {
+        const text = requireString(raw, 'HOST:PORT or off');
+        return text.toLowerCase() === 'off' ? null : listenAddress(text, ' or off');
+      }
+      case 'url':
+        return httpUrl(requireString(raw, 'an http:// or https:// URL'));
+      case 'ratio':
+        return ratioValue(raw);
       case 'path': {
         const text = requireString(raw, 'a path');
         if (text.includes('\0')) throw new Expected('expected a path');
@@ -688,8 +769,9 @@ function requireString(raw: unknown, expected: string): string {
 
 const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 
-function listenAddress(text: string): ListenAddress {
-  const expected = 'expected HOST:PORT';
+/** `orElse` names what else the setting accepts, e.g. ` or off`. */
+function listenAddress(text: string, orElse = ''): ListenAddress {
+  const expected = `expected HOST:PORT${orElse}`;
   let host: string;
   let port: string;
   const bracketed = /^\[([^\]]*)\]:(.*)$/.exec(text);
@@ -713,6 +795,118 @@ function listenAddress(text: string): ListenAddress {
   }
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new Expected(`${expected} with a port from 0 to 65535`);
   return { host, port: Number(port) };
+}
+
+function httpUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Expected('expected an http:// or https:// URL, e.g. http://127.0.0.1:4318');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Expected('expected an http:// or https:// URL (OTLP over HTTP)');
+  return url.href;
+}
+
+function ratioValue(raw: unknown): number {
+  const value = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*\d*\.?\d+(?:e-?\d+)?\s*$/i.test(raw) ? Number(raw) : NaN;
+  if (!(value >= 0 && value <= 1)) throw new Expected('expected a number from 0 to 1, e.g. 0.01 to trace one request in a hundred');
+  return value;
+}
+
+/** The OTLP/HTTP path of the traces signal, appended to a base endpoint. */
+const OTLP_TRACES_PATH = 'v1/traces';
+
+/**
+ * Tracing is on when an endpoint is set: protokv's own setting first, then the standard
+ * OpenTelemetry variables (a `…_TRACES_ENDPOINT` is used as given, a base `…_ENDPOINT` gets
+ * `/v1/traces`). The sampling ratio comes from `--trace-sample` when it was set, else from
+ * `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG`. Requests carry no trace context, so the
+ * parent-based samplers behave as their root sampler.
+ */
+function tracingConfig(
+  values: Record<SettingName, unknown>,
+  sources: Record<SettingName, SettingSource>,
+  env: NodeJS.ProcessEnv,
+): TracingConfig | null {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const url = (name: string, text: string, join: boolean): string => {
+    let href: string;
+    try {
+      href = httpUrl(text);
+    } catch (err) {
+      if (err instanceof Expected) throw new ConfigError(`invalid value ${JSON.stringify(text)} for ${name}: ${err.message}`, { setting: 'otlpEndpoint' });
+      throw err;
+    }
+    return join ? tracesUrl(href) : href;
+  };
+  let endpoint: string | undefined;
+  const own = values.otlpEndpoint as string | undefined;
+  if (own !== undefined) endpoint = tracesUrl(own);
+  else if (read('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') !== undefined) {
+    endpoint = url('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', read('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT')!, false);
+  } else if (read('OTEL_EXPORTER_OTLP_ENDPOINT') !== undefined) {
+    endpoint = url('OTEL_EXPORTER_OTLP_ENDPOINT', read('OTEL_EXPORTER_OTLP_ENDPOINT')!, true);
+  }
+
+  // Checked even when tracing is off, so a typo is found before someone relies on it.
+  const protocolVariable = read('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocolText = read(protocolVariable) ?? 'http/protobuf';
+  const protocol = OTLP_PROTOCOLS.find((p) => p === protocolText.toLowerCase());
+  if (protocol === undefined) {
+    throw new ConfigError(
+      `invalid value ${JSON.stringify(protocolText)} for ${protocolVariable}: expected ${OTLP_PROTOCOLS.join(' or ')} (grpc is not supported)`,
+      { setting: 'otlpEndpoint' },
+    );
+  }
+  const sampleRatio = sources.traceSample === 'default' ? samplerRatio(read) ?? (values.traceSample as number) : (values.traceSample as number);
+  if (endpoint === undefined) return null;
+  return { endpoint, protocol, sampleRatio, serviceName: read('OTEL_SERVICE_NAME') ?? 'protokv' };
+}
+
+/** `…/v1/traces` under a base endpoint, unless the URL already names it. */
+function tracesUrl(base: string): string {
+  const url = new URL(base);
+  if (!url.pathname.replace(/\/+$/, '').endsWith(`/${OTLP_TRACES_PATH}`)) {
+    url.pathname = `${url.pathname.replace(/\/+$/, '')}/${OTLP_TRACES_PATH}`;
+  }
+  return url.href;
+}
+
+const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'];
+
+/** The ratio the standard sampler variables ask for, or `undefined` when they are unset. */
+function samplerRatio(read: (name: string) => string | undefined): number | undefined {
+  const sampler = read('OTEL_TRACES_SAMPLER')?.toLowerCase();
+  if (sampler === undefined) return undefined;
+  switch (sampler) {
+    case 'always_on':
+    case 'parentbased_always_on':
+      return 1;
+    case 'always_off':
+    case 'parentbased_always_off':
+      return 0;
+    case 'traceidratio':
+    case 'parentbased_traceidratio': {
+      const arg = read('OTEL_TRACES_SAMPLER_ARG');
+      if (arg === undefined) return 1;
+      try {
+        return ratioValue(arg);
+      } catch (err) {
+        if (err instanceof Expected) {
+          throw new ConfigError(`invalid value ${JSON.stringify(arg)} for OTEL_TRACES_SAMPLER_ARG: ${err.message}`, { setting: 'traceSample' });
+        }
+        throw err;
+      }
+    }
+    default:
+      throw new ConfigError(`invalid value ${JSON.stringify(sampler)} for OTEL_TRACES_SAMPLER: expected one of ${SAMPLERS.join(', ')}`, {
+        setting: 'traceSample',
+      });
+  }
 }
 
 function booleanValue(raw: unknown): boolean {

@@ -103,6 +103,10 @@ function samples(): Record<Exclude<SettingName, 'config'>, Sample> {
     subscriberBacklogMessages: num(100),
     subscriberBacklogBytes: str('1536KiB', () => 1536 * 1024),
     maxKeysPerCommand: num(500),
+    http: str('127.0.0.1:9600', () => ({ host: '127.0.0.1', port: 9600 })),
+    metrics: { text: 'true', toml: 'true', expected: () => true },
+    otlpEndpoint: str('http://127.0.0.1:4318', () => 'http://127.0.0.1:4318/v1/traces'),
+    traceSample: { text: '0.25', toml: '0.25', expected: () => 0.25 },
   };
 }
 
@@ -115,12 +119,18 @@ function valueOf(config: ServerConfig, name: Exclude<SettingName, 'config'>): un
       return config.tls?.key;
     case 'tlsClientCa':
       return config.tls?.clientCa;
+    case 'otlpEndpoint':
+      return config.tracing?.endpoint;
+    case 'traceSample':
+      return config.tracing?.sampleRatio;
     case 'listen':
     case 'dataDir':
     case 'memory':
     case 'insecure':
     case 'logLevel':
     case 'mux':
+    case 'http':
+    case 'metrics':
       return config[name];
     default:
       return config.limits[name];
@@ -166,6 +176,9 @@ describe('defaults', () => {
         subscriberBacklogBytes: 64 * MiB,
         maxKeysPerCommand: 100_000,
       },
+      http: { host: '127.0.0.1', port: 9528 },
+      metrics: true,
+      tracing: null,
       sources: Object.fromEntries(names.map((n) => [n, 'default'])),
     });
   });
@@ -522,6 +535,88 @@ describe('non-loopback addresses', () => {
   });
 });
 
+describe('the HTTP listener and tracing settings', () => {
+  test('--http off disables the HTTP listener, in any case and from any source', async () => {
+    assert.equal((await load(['--http', 'off'])).http, null);
+    assert.equal((await load([], { PROTOKV_HTTP: 'OFF' })).http, null);
+    const file = await tomlFile('[http]\nlisten = "off"\nmetrics = false\n');
+    const config = await load(['--config', file]);
+    assert.equal(config.http, null);
+    assert.equal(config.metrics, false);
+  });
+
+  test('a bad HTTP address says that off is accepted too', async () => {
+    await refused(['--http', 'nowhere'], {}, /^invalid value "nowhere" for --http: expected HOST:PORT or off, e\.g\. 127\.0\.0\.1:9527$/);
+    await refused([], { PROTOKV_HTTP: '127.0.0.1:99999' }, /for PROTOKV_HTTP: expected HOST:PORT or off with a port from 0 to 65535/);
+  });
+
+  test('plain HTTP on a non-loopback address needs TLS or --insecure, like the main listener', async () => {
+    const err = await refused(['--http', '0.0.0.0:9528'], {}, /^--http 0\.0\.0\.0:9528 is not a loopback address: .* or --insecure to serve plain, unencrypted HTTP$/);
+    assert.equal(err.setting, 'http');
+    assert.equal((await load(['--http', '0.0.0.0:9528', '--insecure'])).http?.host, '0.0.0.0');
+    const tlsFlags = ['--tls-cert', tls.files.server, '--tls-key', tls.files.serverKey];
+    assert.equal((await load(['--http', '[::]:9528', ...tlsFlags])).http?.host, '::');
+  });
+
+  test('tracing is off without an endpoint, whatever the sampling says', async () => {
+    assert.equal((await load(['--trace-sample', '0.5'])).tracing, null);
+    assert.equal((await load([], { OTEL_TRACES_SAMPLER: 'always_on' })).tracing, null);
+  });
+
+  test('--otlp-endpoint is a base URL; /v1/traces is appended unless already there', async () => {
+    const endpoint = async (text: string) => (await load(['--otlp-endpoint', text])).tracing?.endpoint;
+    assert.equal(await endpoint('http://collector:4318'), 'http://collector:4318/v1/traces');
+    assert.equal(await endpoint('https://collector/otlp/'), 'https://collector/otlp/v1/traces');
+    assert.equal(await endpoint('http://collector:4318/v1/traces'), 'http://collector:4318/v1/traces');
+    assert.deepEqual((await load(['--otlp-endpoint', 'http://c:1'])).tracing, {
+      endpoint: 'http://c:1/v1/traces',
+      protocol: 'http/protobuf',
+      sampleRatio: 1,
+      serviceName: 'protokv',
+    });
+  });
+
+  test('the standard OpenTelemetry variables turn tracing on and shape it', async () => {
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://base:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.01',
+      OTEL_SERVICE_NAME: 'kv-eu-1',
+    };
+    assert.deepEqual((await load([], env)).tracing, {
+      endpoint: 'http://base:4318/v1/traces',
+      protocol: 'http/json',
+      sampleRatio: 0.01,
+      serviceName: 'kv-eu-1',
+    });
+    // The signal-specific endpoint is used as given and beats the base one; protokv's own setting beats both.
+    const traces = { ...env, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:9999/custom' };
+    assert.equal((await load([], traces)).tracing?.endpoint, 'http://traces:9999/custom');
+    assert.equal((await load(['--otlp-endpoint', 'http://own:1'], traces)).tracing?.endpoint, 'http://own:1/v1/traces');
+    // --trace-sample beats the sampler variables; the traces protocol variable beats the general one.
+    assert.equal((await load(['--trace-sample', '0.5'], env)).tracing?.sampleRatio, 0.5);
+    assert.equal((await load([], { ...env, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' })).tracing?.protocol, 'http/protobuf');
+    for (const [sampler, ratio] of [['always_off', 0], ['always_on', 1], ['traceidratio', 1]] as const) {
+      const config = await load([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://base:4318', OTEL_TRACES_SAMPLER: sampler });
+      assert.equal(config.tracing?.sampleRatio, ratio, sampler);
+    }
+  });
+
+  test('bad tracing values are named with where they came from', async () => {
+    await refused(['--otlp-endpoint', 'collector:4318'], {}, /^invalid value "collector:4318" for --otlp-endpoint: expected an http:\/\/ or https:\/\/ URL/);
+    await refused([], { PROTOKV_OTLP_ENDPOINT: 'not a url' }, /for PROTOKV_OTLP_ENDPOINT: expected an http:\/\/ or https:\/\/ URL/);
+    await refused([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://x:4317' }, /for OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:\/\/ or https:\/\/ URL/);
+    await refused(['--trace-sample', '1.5'], {}, /^invalid value "1\.5" for --trace-sample: expected a number from 0 to 1/);
+    await refused(['--trace-sample', 'half'], {}, /for --trace-sample: expected a number from 0 to 1/);
+    await refused([], { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, /^invalid value "grpc" for OTEL_EXPORTER_OTLP_PROTOCOL: expected http\/protobuf or http\/json \(grpc is not supported\)$/);
+    await refused([], { OTEL_TRACES_SAMPLER: 'jaeger_remote' }, /^invalid value "jaeger_remote" for OTEL_TRACES_SAMPLER: expected one of always_on/);
+    await refused([], { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '-1' }, /for OTEL_TRACES_SAMPLER_ARG: expected a number from 0 to 1/);
+    const file = await tomlFile('[tracing]\nsample = "0.5"\n');
+    await refused(['--config', file], {}, /for tracing\.sample in .*: expected a number from 0 to 1 \(unquoted\)/);
+  });
+});
+
 describe('helpers', () => {
   test('parseByteSize understands bytes and units', () => {
     const cases: [string, number][] = [
@@ -603,7 +698,10 @@ describe('the settings table', () => {
     for (const name of names) {
       const s = spec(name);
       assert.equal(s.env, `PROTOKV_${s.flag.toUpperCase().replace(/-/g, '_')}`, name);
-      if (s.toml !== undefined) assert.equal(s.toml.split('.').pop(), s.flag.replace(/^tls-/, '').replace(/-/g, '_'), name);
+      // A listener's flag names its table (`--http` is `http.listen`); a table's prefix is dropped from its keys.
+      if (s.toml !== undefined && s.toml !== `${s.flag}.listen`) {
+        assert.equal(s.toml.split('.').pop(), s.flag.replace(/^(tls|trace)-/, '').replace(/-/g, '_'), name);
+      }
     }
   });
 

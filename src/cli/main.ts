@@ -2,15 +2,10 @@
  * The `protokv` command line: `serve`, `cert`, `bench`, and one client sub-command per protocol
  * command.
  */
-import { readFileSync } from 'node:fs';
 import { certCommand } from './cert.js';
 import { CLIENT_COMMANDS, CONNECTION_HELP, clientCommand, subscribeCommand } from './client-commands.js';
 import { serveCommand } from './serve.js';
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+import { packageVersion } from './version.js';
 
 function usage(): string {
   const rows: [string, string][] = [
@@ -37,7 +32,7 @@ async function main(argv: string[]): Promise<number> {
       return name === undefined ? 2 : 0;
     case '--version':
     case '-v':
-      process.stdout.write(`${version()}\n`);
+      process.stdout.write(`${packageVersion()}\n`);
       return 0;
     case 'serve':
       return serveCommand(rest);

@@ -9,6 +9,7 @@ import { EMPTY_VALUE } from '../protocol/values.js';
 import { errors } from '../errors.js';
 import { isPromise, type Entry, type MaybePromise, type Store } from '../storage/store.js';
 import type { PubSub, SubscriberContext } from './pubsub.js';
+import type { StreamInstrumentation } from '../observability/instrumentation.js';
 
 /** What a handler can reach: the store, pub/sub, the requesting stream and the limits. */
 export interface CommandContext {
@@ -17,6 +18,8 @@ export interface CommandContext {
   readonly maxKeysPerCommand: number;
   /** The stream the request arrived on; only SUBSCRIBE uses it. */
   readonly stream: SubscriberContext | undefined;
+  /** The stream's metrics and tracing; `null` when both are off or the caller is in-process. */
+  readonly instrumentation: StreamInstrumentation | null;
 }
 
 type Handler<C extends CommandName> = (args: CommandArgs<C>, ctx: CommandContext) => MaybePromise<CommandResponse>;

@@ -46,6 +46,10 @@ export class PubSub {
   readonly #topics = new Map<string, Map<number, Subscription>>();
   readonly #byId = new Map<number, Subscription>();
   #lastId = 0;
+  /** Messages published since start (with or without subscribers), for metrics. */
+  published = 0;
+  /** Messages handed to subscribers since start: one per subscriber reached, for metrics. */
+  delivered = 0;
 
   /** Number of live subscriptions. */
   get size(): number {
@@ -75,12 +79,14 @@ export class PubSub {
 
   /** Sends `data` to every current subscriber of `topic`, in publish order; returns how many. */
   publish(topic: string, data: Value[]): number {
+    this.published++;
     const subs = this.#topics.get(topic);
     if (subs === undefined) return 0;
     const message = new PublishedMessage(data);
     // Copy first: a sink may cancel its own subscription while we deliver.
     const targets = Array.from(subs.values());
     for (const sub of targets) sub.sink.deliver(message);
+    this.delivered += targets.length;
     return targets.length;
   }
 

@@ -3,7 +3,9 @@
  * sockets or frames; a transport hands it decoded requests and sends what it returns.
  *
  * Transport contract, per request:
- * 0. once per stream, `const ctx = service.contextFor(stream)`;
+ * 0. once per stream, `const ctx = service.contextFor(stream, origin)` (`origin`: its transport
+ *    and port, for metrics and tracing; see `observability/instrumentation.ts` for what a
+ *    transport reports to `ctx.instrumentation`);
  * 1. `const res = service.execute(request, ctx)` — a response, or a promise of one when the
  *    store answers asynchronously; it has already passed `beforeResponseSend`.
  * 2. write the response, and once the write has completed call `service.responseSent(res)` (the
@@ -18,12 +20,15 @@ import { isPromise, type MaybePromise, type Store } from '../storage/store.js';
 import { dispatch, type CommandContext } from './commands.js';
 import { Hooks, type HookName, type HookSignatures } from './hooks.js';
 import { PubSub, type SubscriberContext } from './pubsub.js';
+import type { Instrumentation, StreamOrigin } from '../observability/instrumentation.js';
 
 export interface ServiceOptions {
   store: Store;
   logger?: Logger;
   /** Most keys (or pairs) one multi-key command may name. Default 100,000. */
   maxKeysPerCommand?: number;
+  /** Metrics and tracing; absent when both are off. */
+  instrumentation?: Instrumentation | null;
 }
 
 export const DEFAULT_MAX_KEYS_PER_COMMAND = 100_000;
@@ -35,6 +40,8 @@ export class Service {
   readonly #hooks = new Hooks();
   /** Most keys (or pairs, or published values) one request may name. */
   readonly maxKeysPerCommand: number;
+  /** Metrics and tracing, for transports to report connections to; `null` when both are off. */
+  readonly instrumentation: Instrumentation | null;
   /** Context for requests that arrive without a stream (in-process callers). */
   readonly #bareContext: CommandContext;
   #closing: Promise<void> | undefined;
@@ -43,6 +50,7 @@ export class Service {
     this.store = options.store;
     this.logger = options.logger ?? silentLogger();
     this.maxKeysPerCommand = options.maxKeysPerCommand ?? DEFAULT_MAX_KEYS_PER_COMMAND;
+    this.instrumentation = options.instrumentation ?? null;
     this.#bareContext = this.contextFor(undefined);
   }
 
@@ -66,19 +74,22 @@ export class Service {
     if (hooks.onRequestReceived !== null) {
       for (const fn of hooks.onRequestReceived) this.#safely('onRequestReceived', () => fn(request));
     }
+    const instrumentation = context.instrumentation;
+    const sequence = instrumentation === null ? -1 : instrumentation.begin(request);
     let result: MaybePromise<CommandResponse>;
     try {
       result = dispatch(request, context);
     } catch (err) {
       result = this.#failed(err);
     }
+    if (instrumentation !== null) instrumentation.dispatched();
     if (isPromise(result)) {
       return result.then(
-        (res) => this.#finish(res, request),
-        (err: unknown) => this.#finish(this.#failed(err), request),
+        (res) => this.#finish(res, request, context, sequence),
+        (err: unknown) => this.#finish(this.#failed(err), request, context, sequence),
       );
     }
-    return this.#finish(result, request);
+    return this.#finish(result, request, context, sequence);
   }
 
   /** The response for a request that failed before it could be executed (e.g. undecodable). */
@@ -102,9 +113,13 @@ export class Service {
     return this.#closing;
   }
 
-  /** The context for requests arriving on `stream`; create it once per stream, not per request. */
-  contextFor(stream: SubscriberContext | undefined): CommandContext {
-    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, stream };
+  /**
+   * The context for requests arriving on `stream` through `origin`; create it once per stream, not
+   * per request. Requests on a context without an origin (in-process callers) are not instrumented.
+   */
+  contextFor(stream: SubscriberContext | undefined, origin?: StreamOrigin): CommandContext {
+    const instrumentation = origin === undefined || this.instrumentation === null ? null : this.instrumentation.stream(origin);
+    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, stream, instrumentation };
   }
 
   #failed(err: unknown): CommandResponse {
@@ -114,12 +129,14 @@ export class Service {
     return errorResponse(e);
   }
 
-  #finish(response: CommandResponse, request: CommandRequest): CommandResponse {
+  #finish(response: CommandResponse, request: CommandRequest, context: CommandContext, sequence: number): CommandResponse {
     const executed = this.#hooks.onRequestExecuted;
     if (executed !== null) {
       for (const fn of executed) this.#safely('onRequestExecuted', () => fn(response, request));
     }
-    return this.#beforeSend(response);
+    const sent = this.#beforeSend(response);
+    if (sequence >= 0) context.instrumentation!.answered(sequence, sent);
+    return sent;
   }
 
   #beforeSend(response: CommandResponse): CommandResponse {

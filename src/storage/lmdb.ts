@@ -20,7 +20,7 @@ import { open, type RootDatabase } from 'lmdb';
 import { Value } from '../protocol/generated/abi.js';
 import { decodeValue } from '../protocol/decoder.js';
 import { errors, KvError } from '../errors.js';
-import type { Entry, Store } from './store.js';
+import type { CommitObserver, Entry, Store } from './store.js';
 
 /** The largest key lmdb-js accepts with its default page size. */
 export const MAX_KEY_BYTES = 1978;
@@ -32,6 +32,16 @@ export interface LmdbStoreOptions {
    * (fewer syncs, higher write latency). Default 0: commit on the next event-loop turn.
    */
   commitDelay?: number;
+  /** Told how long each commit took and which writes it made durable (metrics and tracing). */
+  commitObserver?: CommitObserver;
+}
+
+/** The writes made durable by one commit, gathered for the commit observer. */
+interface CommitGroup {
+  startedAt: number;
+  endedAt: number;
+  tags: unknown[];
+  failed: boolean;
 }
 
 type Db = RootDatabase<Buffer, Buffer>;
@@ -43,13 +53,18 @@ export class LmdbStore implements Store {
   readonly #pending = new Set<Promise<unknown>>();
   #closed = false;
   #closing: Promise<void> | undefined;
+  readonly #observer: CommitObserver | undefined;
+  /** The writes settling in this event-loop turn: those of one commit. */
+  #settling: CommitGroup | undefined;
 
   private constructor(
     /** The directory holding the LMDB environment. */
     readonly path: string,
     db: Db,
+    observer: CommitObserver | undefined,
   ) {
     this.#db = db;
+    this.#observer = observer;
   }
 
   /**
@@ -67,7 +82,7 @@ export class LmdbStore implements Store {
         keyEncoding: 'binary',
         commitDelay: options.commitDelay ?? 0,
       });
-      return new LmdbStore(dir, db);
+      return new LmdbStore(dir, db, options.commitObserver);
     } catch (err) {
       throw errors.storage(`cannot open the store in ${dir}: ${message(err)}`, err);
     }
@@ -155,6 +170,11 @@ export class LmdbStore implements Store {
     );
   }
 
+  /** Keys over every table, from LMDB's own count: O(1). */
+  keyCount(): number {
+    return (this.#live().getStats() as { entryCount: number }).entryCount;
+  }
+
   /**
    * Waits for pending writes to be committed, then closes the environment. Later calls to `close`
    * share the first one's result.
@@ -204,7 +224,36 @@ export class LmdbStore implements Store {
     this.#pending.add(committed);
     const settle = () => this.#pending.delete(committed);
     committed.then(settle, settle);
+    if (this.#observer !== undefined) this.#observe(committed, this.#observer);
     return committed;
+  }
+
+  /**
+   * Reports `write` to the commit observer with the other writes of its commit. The writes of one
+   * commit settle together, in one event-loop turn, so the writes settling in a turn are taken as
+   * one commit, timed from the first of them being queued to their settling.
+   */
+  #observe(write: Promise<unknown>, observer: CommitObserver): void {
+    const tag = observer.queued();
+    const queuedAt = performance.now();
+    const settled = (failed: boolean): void => {
+      let group = this.#settling;
+      if (group === undefined) {
+        const created: CommitGroup = { startedAt: queuedAt, endedAt: performance.now(), tags: [], failed: false };
+        this.#settling = group = created;
+        setImmediate(() => {
+          this.#settling = undefined;
+          observer.committed(created.startedAt, created.endedAt, created.tags, created.failed);
+        });
+      }
+      group.startedAt = Math.min(group.startedAt, queuedAt);
+      group.tags.push(tag);
+      group.failed ||= failed;
+    };
+    write.then(
+      () => settled(false),
+      () => settled(true),
+    );
   }
 }
 

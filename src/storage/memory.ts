@@ -74,6 +74,13 @@ export class MemoryStore implements Store {
     for (const [key, stored] of t) yield { key, value: unpack(stored)! };
   }
 
+  /** Keys over every table: O(number of tables). */
+  keyCount(): number {
+    let count = 0;
+    for (const table of this.#tables.values()) count += table.size;
+    return count;
+  }
+
   close(): Promise<void> {
     this.#closed = true;
     this.#tables.clear();

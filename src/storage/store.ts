@@ -40,6 +40,30 @@ export interface Store {
   iterate(table: string): Iterable<Entry> | AsyncIterable<Entry>;
   /** Waits for pending writes, then releases the store. Later calls fail. */
   close(): Promise<void>;
+  /**
+   * Optional: whether the store can serve requests now (e.g. its engine is reachable), asked by
+   * the readiness probe (`/readyz`). A store without it is ready while open.
+   */
+  health?(): MaybePromise<StoreHealth>;
+  /** Optional: the number of keys over every table, for the `protokv_store_keys` gauge; called on each scrape, so cheap. */
+  keyCount?(): MaybePromise<number>;
+}
+
+/**
+ * Told about each commit of a store that commits writes in batches (the persistent store), for
+ * metrics and tracing. Whatever `queued` returns when a write is queued comes back, with the
+ * other writes of its commit, once that commit is durable (or failed). Times are `performance.now()`.
+ */
+export interface CommitObserver<Tag = unknown> {
+  queued(): Tag;
+  committed(startedAt: number, endedAt: number, writes: readonly Tag[], failed: boolean): void;
+}
+
+/** What a store's `health()` reports. */
+export interface StoreHealth {
+  readonly healthy: boolean;
+  /** What is wrong, when something is. */
+  readonly detail?: string;
 }
 
 /** True for promises (and other thenables) — the cheap test the hot path uses. */

@@ -11,15 +11,10 @@ import { errorResponse, errors } from '../errors.js';
 import type { Service } from '../service/service.js';
 import { serveStream, type ServedStream, type StreamLimits } from './stream-server.js';
 import { YamuxSession } from './yamux.js';
+import { serverTlsOptions, type TlsMaterial } from '../tls/server-options.js';
+import type { StreamOrigin, TransportName } from '../observability/instrumentation.js';
 
-export interface TlsMaterial {
-  /** Server certificate chain (PEM). */
-  cert: string | Buffer;
-  /** Server private key (PEM). */
-  key: string | Buffer;
-  /** When set, clients must present a certificate signed by this CA (mutual TLS). */
-  clientCa?: string | Buffer;
-}
+export type { TlsMaterial };
 
 export interface ServerOptions extends StreamLimits {
   service: Service;
@@ -42,8 +37,6 @@ export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 9527;
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
-/** A TLS handshake not finished by then is dropped (a peer that hangs up mid-handshake is not always noticed). */
-const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export class ProtokvServer {
   readonly #server: net.Server;
@@ -55,24 +48,21 @@ export class ProtokvServer {
   /** Every accepted TCP socket, including TLS ones still handshaking, so shutdown can end them all. */
   readonly #sockets = new Set<net.Socket>();
   #closing: Promise<void> | undefined;
+  /** The transport of accepted connections, and the origins of the streams they carry (set once bound). */
+  readonly #transport: TransportName;
+  #origin: StreamOrigin | undefined;
 
   private constructor(options: ServerOptions) {
     this.#options = options;
     this.#service = options.service;
+    this.#transport = options.tls ? 'tls' : 'tcp';
     const onConnection = (socket: Duplex): void => this.#accept(socket);
     if (options.tls) {
-      const { cert, key, clientCa } = options.tls;
-      const server = tls.createServer({
-        cert,
-        key,
-        minVersion: 'TLSv1.2',
-        allowHalfOpen: true,
-        handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
-        ...(clientCa === undefined ? {} : { ca: clientCa, requestCert: true, rejectUnauthorized: true }),
-      });
+      const server = tls.createServer({ ...serverTlsOptions(options.tls), allowHalfOpen: true });
       server.on('secureConnection', onConnection);
       server.on('tlsClientError', (err, socket) => {
         this.#service.logger.info({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake refused');
+        this.#service.instrumentation?.connectionRejected('tls_handshake');
         // With half-open sockets allowed, a peer that hung up mid-handshake would otherwise linger.
         socket.destroy();
       });
@@ -93,6 +83,7 @@ export class ProtokvServer {
       server.#server.once('error', reject);
       server.#server.listen(options.port ?? DEFAULT_PORT, options.host ?? DEFAULT_HOST, () => {
         server.#server.off('error', reject);
+        server.#origin = { transport: options.mux === 'yamux' ? 'yamux' : server.#transport, port: server.address().port };
         resolve();
       });
     });
@@ -142,19 +133,27 @@ export class ProtokvServer {
   #accept(socket: Duplex): void {
     const options = this.#options;
     const logger = this.#service.logger;
+    const instrumentation = this.#service.instrumentation;
     if (socket instanceof net.Socket) socket.setNoDelay(true);
     if (this.#closing !== undefined) {
+      instrumentation?.connectionRejected('shutting_down');
       refuse(socket, errors.shuttingDown());
       return;
     }
     const max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     if (this.#connections.size >= max) {
       logger.warn({ maxConnections: max }, 'connection limit reached; refusing a connection');
+      instrumentation?.connectionRejected('max_connections');
       refuse(socket, errors.limitReached(`too many connections (maximum ${max})`));
       return;
     }
+    const transport = this.#transport;
     this.#connections.add(socket);
-    socket.once('close', () => this.#connections.delete(socket));
+    instrumentation?.connectionOpened(transport);
+    socket.once('close', () => {
+      this.#connections.delete(socket);
+      instrumentation?.connectionClosed(transport);
+    });
     if (options.idleTimeoutMs && socket instanceof net.Socket) {
       socket.setTimeout(options.idleTimeoutMs, () => {
         logger.info({ idleTimeoutMs: options.idleTimeoutMs }, 'idle timeout; closing the connection');
@@ -173,9 +172,16 @@ export class ProtokvServer {
   }
 
   #serve(stream: Duplex): void {
-    const served = serveStream(stream, this.#service, this.#options);
+    const origin = this.#origin!;
+    const served = serveStream(stream, this.#service, this.#options, origin);
     this.#streams.add(served);
-    void served.closed.then(() => this.#streams.delete(served));
+    // A yamux stream counts as a connection of its own, on top of the connection carrying it.
+    const instrumentation = origin.transport === 'yamux' ? this.#service.instrumentation : null;
+    instrumentation?.connectionOpened('yamux');
+    void served.closed.then(() => {
+      this.#streams.delete(served);
+      instrumentation?.connectionClosed('yamux');
+    });
   }
 }
 

@@ -19,6 +19,7 @@ import { isPromise } from '../storage/store.js';
 import type { Service } from '../service/service.js';
 import type { CommandContext } from '../service/commands.js';
 import type { PublishedMessage, SubscriberContext, SubscriptionSink } from '../service/pubsub.js';
+import type { StreamInstrumentation, StreamOrigin } from '../observability/instrumentation.js';
 
 export interface StreamLimits {
   /** Largest frame, and largest inflated payload, accepted. Default 64 MiB. */
@@ -55,8 +56,9 @@ interface Slot {
   frame: Buffer | undefined;
 }
 
-export function serveStream(stream: Duplex, service: Service, limits: StreamLimits = {}): ServedStream {
-  return new StreamServer(stream, service, { ...STREAM_DEFAULTS, ...limits });
+/** Serves `stream`; `origin` (its transport and listener port) labels its metrics and traces. */
+export function serveStream(stream: Duplex, service: Service, limits: StreamLimits = {}, origin?: StreamOrigin): ServedStream {
+  return new StreamServer(stream, service, { ...STREAM_DEFAULTS, ...limits }, origin);
 }
 
 class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink {
@@ -66,6 +68,7 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
   readonly #limits: Required<StreamLimits>;
   readonly #decoder: FrameDecoder;
   readonly #context: CommandContext;
+  readonly #instrumentation: StreamInstrumentation | null;
   /** Responses not yet written, in request order; only used while an earlier one is pending. */
   readonly #queue: Slot[] = [];
   /** Responses accepted but not yet fully written to the OS. */
@@ -81,12 +84,13 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
   #batchResponses: CommandResponse[] = [];
   #flushScheduled = false;
 
-  constructor(stream: Duplex, service: Service, limits: Required<StreamLimits>) {
+  constructor(stream: Duplex, service: Service, limits: Required<StreamLimits>, origin: StreamOrigin | undefined) {
     this.#stream = stream;
     this.#service = service;
     this.#limits = limits;
     this.#decoder = new FrameDecoder(limits.maxFrameSize);
-    this.#context = service.contextFor(this);
+    this.#context = service.contextFor(this, origin);
+    this.#instrumentation = this.#context.instrumentation;
     this.closed = new Promise((resolve) => stream.once('close', resolve));
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => this.#onEnd());
@@ -120,6 +124,7 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
         { unwrittenMessages: this.#unwritten, unwrittenBytes: this.#stream.writableLength },
         'subscriber backlog limit reached; disconnecting the subscriber',
       );
+      this.#instrumentation?.subscriberDropped();
       this.#cancelSubscription();
       this.#stream.destroy();
       return;
@@ -140,6 +145,7 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
     // Once draining, input is read only so the peer's side can finish; it is not executed.
     if (this.#draining) return;
     const stream = this.#stream;
+    if (this.#instrumentation !== null) this.#instrumentation.received(chunk.length);
     this.#decoder.push(chunk);
     try {
       for (;;) {
@@ -244,7 +250,7 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
     const bytes = frame ?? encodeResponseFrame(response);
     this.#batch.push(bytes);
     this.#batchBytes += bytes.length;
-    if (this.#service.wantsSentNotice) this.#batchResponses.push(response);
+    if (this.#instrumentation !== null || this.#service.wantsSentNotice) this.#batchResponses.push(response);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       process.nextTick(this.#flush);
@@ -262,9 +268,12 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
     if (count === 0 || this.#isClosed) return;
     const stream = this.#stream;
     const responses = this.#batchResponses.length > 0 ? this.#batchResponses : undefined;
+    const bytes = this.#batchBytes;
     const done = (err?: Error | null): void => {
       this.#written(count);
-      if (err == null && responses !== undefined) for (const r of responses) this.#service.responseSent(r);
+      if (err != null || responses === undefined) return;
+      this.#instrumentation?.written(bytes, responses);
+      for (const r of responses) this.#service.responseSent(r);
     };
     if (count === 1) stream.write(batch[0], done);
     else if (this.#batchBytes <= MAX_JOINED_BATCH) stream.write(Buffer.concat(batch, this.#batchBytes), done);
