@@ -206,7 +206,7 @@ function splitAddress(address: string): { host: string; port: number } {
 async function startProtokv(store: 'memory' | 'persistent'): Promise<Server & { dataDir?: string }> {
   const dataDir = store === 'persistent' ? tempDir('protokv-compare-') : undefined;
   const storeArgs = dataDir === undefined ? ['--memory'] : ['--data-dir', dataDir];
-  const args = [join(ROOT, 'bin/protokv.js'), 'serve', ...storeArgs, '--listen', '127.0.0.1:0', '--log-level', 'info'];
+  const args = [join(ROOT, 'bin/protokv.js'), 'serve', ...storeArgs, '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--log-level', 'info'];
   const child = track(spawnOn(SERVER_CPU, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } }));
   try {
     const { host, port } = splitAddress(await waitForListening(child, 15_000));

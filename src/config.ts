@@ -12,6 +12,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseToml, TomlError } from 'smol-toml';
+import { isRedisUrl, parseRedisUrl, redactRedisUrl, RedisUrlError, type RedisTarget } from './storage/redis-url.js';
 
 /** Log levels, most to least severe; `silent` logs nothing. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -22,11 +23,17 @@ export const MUX_MODES = ['none', 'yamux'] as const;
 export type MuxMode = (typeof MUX_MODES)[number];
 
 /** The shapes a setting's value can take; each has one parser shared by flags, env and file. */
-export type SettingKind = 'listen' | 'listenOrOff' | 'path' | 'boolean' | 'choice' | 'integer' | 'size' | 'ratio' | 'url';
+export type SettingKind = 'listen' | 'listenOrOff' | 'path' | 'boolean' | 'choice' | 'integer' | 'size' | 'origins' | 'store' | 'ratio' | 'url';
 
 /** Wire encodings of OTLP over HTTP that protokv can export traces in. */
 export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
 export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+
+/** Where the data lives: the embedded persistent store, memory, or a Redis engine. */
+export type StoreChoice =
+  | { readonly kind: 'lmdb' }
+  | { readonly kind: 'memory' }
+  | { readonly kind: 'redis'; readonly target: RedisTarget };
 
 /** One row of the settings table. */
 export interface SettingSpec {
@@ -42,7 +49,7 @@ export interface SettingSpec {
   readonly choices?: readonly string[];
   readonly min?: number;
   readonly max?: number;
-  readonly group: 'general' | 'tls' | 'limits' | 'observability';
+  readonly group: 'general' | 'tls' | 'http' | 'tracing' | 'store' | 'limits';
   readonly description: string;
 }
 
@@ -71,6 +78,31 @@ export const SETTINGS = {
     group: 'general',
     description: 'Address to accept connections on; IPv6 in brackets, e.g. [::1]:9527; port 0 picks a free port',
   },
+  resp: {
+    kind: 'listenOrOff',
+    flag: 'resp',
+    env: 'PROTOKV_RESP',
+    toml: 'resp.listen',
+    default: 'off',
+    placeholder: 'HOST:PORT|off',
+    group: 'general',
+    description:
+      'Address of the RESP listener, which speaks the Redis protocol (redis-cli, Redis client libraries) ' +
+      'to the same data; off disables it. Same TLS settings and loopback rule as --listen',
+  },
+  store: {
+    kind: 'store',
+    flag: 'store',
+    env: 'PROTOKV_STORE',
+    toml: 'store',
+    default: 'lmdb',
+    placeholder: 'STORE',
+    group: 'general',
+    description:
+      'Where data lives: lmdb (persistent, in --data-dir), memory, redis://HOST:PORT (one Redis server) or ' +
+      'redis-cluster://HOST:PORT,HOST:PORT,… (Redis Cluster seed nodes); rediss:// and rediss-cluster:// for TLS. ' +
+      'Options: ?wait_replicas=N&timeout_ms=MS&prefix=P (see docs/scaling.md)',
+  },
   dataDir: {
     kind: 'path',
     flag: 'data-dir',
@@ -88,7 +120,7 @@ export const SETTINGS = {
     toml: 'memory',
     default: false,
     group: 'general',
-    description: 'Keep data in memory only (lost on exit) instead of in the data directory',
+    description: 'Keep data in memory only (lost on exit): short for --store memory',
   },
   insecure: {
     kind: 'boolean',
@@ -147,6 +179,85 @@ export const SETTINGS = {
     placeholder: 'FILE',
     group: 'tls',
     description: 'CA certificates (PEM); clients must present a certificate signed by one (mutual TLS)',
+  },
+  http: {
+    kind: 'listenOrOff',
+    flag: 'http',
+    env: 'PROTOKV_HTTP',
+    toml: 'http.listen',
+    default: '127.0.0.1:9528',
+    placeholder: 'HOST:PORT|off',
+    group: 'http',
+    description:
+      'Address of the HTTP listener (/healthz, /readyz, /metrics, /ws); HTTPS with the TLS settings above; off disables it. ' +
+      'Same loopback rule as --listen',
+  },
+  metrics: {
+    kind: 'boolean',
+    flag: 'metrics',
+    env: 'PROTOKV_METRICS',
+    toml: 'http.metrics',
+    default: true,
+    group: 'http',
+    description: 'Keep Prometheus metrics and serve them at /metrics (off with --http off)',
+  },
+  httpAllowedOrigins: {
+    kind: 'origins',
+    flag: 'http-allowed-origins',
+    env: 'PROTOKV_HTTP_ALLOWED_ORIGINS',
+    toml: 'http.allowed_origins',
+    placeholder: 'ORIGINS',
+    group: 'http',
+    description:
+      "Web origins (scheme://host[:port], comma-separated; an array in the file) whose pages may open /ws, besides the console's own",
+  },
+  otlpEndpoint: {
+    kind: 'url',
+    flag: 'otlp-endpoint',
+    env: 'PROTOKV_OTLP_ENDPOINT',
+    toml: 'tracing.otlp_endpoint',
+    placeholder: 'URL',
+    group: 'tracing',
+    description:
+      'Export traces over OTLP/HTTP to this collector (/v1/traces is appended unless the path ends with it); ' +
+      'else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; unset: tracing is off',
+  },
+  traceSample: {
+    kind: 'ratio',
+    flag: 'trace-sample',
+    env: 'PROTOKV_TRACE_SAMPLE',
+    toml: 'tracing.sample',
+    default: 1,
+    placeholder: 'RATIO',
+    group: 'tracing',
+    description: 'Fraction of requests traced, from 0 to 1; when unset, OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG apply',
+  },
+  storeTlsCa: {
+    kind: 'path',
+    flag: 'store-tls-ca',
+    env: 'PROTOKV_STORE_TLS_CA',
+    toml: 'store_tls.ca',
+    placeholder: 'FILE',
+    group: 'store',
+    description: 'CA certificates (PEM) that a rediss:// store must present a certificate from; default: the system CAs',
+  },
+  storeTlsCert: {
+    kind: 'path',
+    flag: 'store-tls-cert',
+    env: 'PROTOKV_STORE_TLS_CERT',
+    toml: 'store_tls.cert',
+    placeholder: 'FILE',
+    group: 'store',
+    description: 'Client certificate (PEM) presented to a rediss:// store that demands one; needs --store-tls-key',
+  },
+  storeTlsKey: {
+    kind: 'path',
+    flag: 'store-tls-key',
+    env: 'PROTOKV_STORE_TLS_KEY',
+    toml: 'store_tls.key',
+    placeholder: 'FILE',
+    group: 'store',
+    description: 'Private key of the store client certificate (PEM)',
   },
   maxFrameSize: {
     kind: 'size',
@@ -232,47 +343,6 @@ export const SETTINGS = {
     group: 'limits',
     description: 'Keys one multi-key command may name',
   },
-  http: {
-    kind: 'listenOrOff',
-    flag: 'http',
-    env: 'PROTOKV_HTTP',
-    toml: 'http.listen',
-    default: '127.0.0.1:9528',
-    placeholder: 'HOST:PORT|off',
-    group: 'observability',
-    description:
-      'Address of the HTTP listener (/healthz, /readyz, /metrics); HTTPS with the TLS settings above; off disables it',
-  },
-  metrics: {
-    kind: 'boolean',
-    flag: 'metrics',
-    env: 'PROTOKV_METRICS',
-    toml: 'http.metrics',
-    default: true,
-    group: 'observability',
-    description: 'Keep Prometheus metrics and serve them at /metrics on the HTTP listener',
-  },
-  otlpEndpoint: {
-    kind: 'url',
-    flag: 'otlp-endpoint',
-    env: 'PROTOKV_OTLP_ENDPOINT',
-    toml: 'tracing.otlp_endpoint',
-    placeholder: 'URL',
-    group: 'observability',
-    description:
-      'Export traces over OTLP/HTTP to this collector (/v1/traces is appended unless the path ends with it); ' +
-      'else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; unset: tracing is off',
-  },
-  traceSample: {
-    kind: 'ratio',
-    flag: 'trace-sample',
-    env: 'PROTOKV_TRACE_SAMPLE',
-    toml: 'tracing.sample',
-    default: 1,
-    placeholder: 'RATIO',
-    group: 'observability',
-    description: 'Fraction of requests traced, from 0 to 1; when unset, OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG apply',
-  },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -293,6 +363,13 @@ export interface TlsFiles {
   clientCa?: string;
 }
 
+/** Certificate files for TLS to a `rediss://` store. Paths are absolute. */
+export interface StoreTlsFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
 /** Limits that keep one client from exhausting the server. */
 export interface ServerLimits {
   maxFrameSize: number;
@@ -303,6 +380,16 @@ export interface ServerLimits {
   subscriberBacklogMessages: number;
   subscriberBacklogBytes: number;
   maxKeysPerCommand: number;
+}
+
+/** The HTTP listener's settings. */
+export interface HttpConfig {
+  /** Where it listens; absent when it is off. */
+  listen?: ListenAddress;
+  /** Whether metrics are kept and served at `/metrics`. */
+  metrics: boolean;
+  /** Origins (normalized, `scheme://host[:port]`) allowed to open `/ws` besides the console's own. */
+  allowedOrigins: string[];
 }
 
 /** Where and how traces are exported; present only when tracing is on. */
@@ -319,21 +406,25 @@ export interface TracingConfig {
 /** The validated configuration of `protokv serve`. */
 export interface ServerConfig {
   listen: ListenAddress;
-  /** Absolute path; unused when `memory` is set. */
+  /** The RESP (Redis protocol) listener's address; absent when it is off. */
+  resp?: ListenAddress;
+  /** Where data lives; `--memory` is short for `--store memory`. */
+  store: StoreChoice;
+  /** TLS files for a `rediss://` store. */
+  storeTls?: StoreTlsFiles;
+  /** Absolute path; used by the lmdb store only. */
   dataDir: string;
+  /** Whether the store is `memory`. */
   memory: boolean;
   /** Absent: plain TCP. */
   tls?: TlsFiles;
   insecure: boolean;
   logLevel: LogLevel;
   mux: MuxMode;
+  http: HttpConfig;
+  /** Absent when tracing is off. */
+  tracing?: TracingConfig;
   limits: ServerLimits;
-  /** The HTTP listener's address; `null` when it is off. */
-  http: ListenAddress | null;
-  /** Whether metrics are kept (and served at `/metrics` when the HTTP listener is on). */
-  metrics: boolean;
-  /** `null` when tracing is off. */
-  tracing: TracingConfig | null;
   /** The TOML file that was read, if any (absolute). */
   configFile?: string;
   /** Where each setting's value came from, for logging the effective configuration. */
@@ -394,13 +485,28 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
     }
   }
 
+  let store = values.store as StoreChoice;
+  if (values.memory === true) {
+    if (sources.store === 'default') store = { kind: 'memory' };
+    else if (store.kind !== 'memory') {
+      throw new ConfigError(`${labels.memory} (short for --store memory) conflicts with ${labels.store} ${store.kind}`, {
+        setting: 'memory',
+      });
+    }
+  }
+
   const config: ServerConfig = {
     listen: values.listen as ListenAddress,
+    store,
     dataDir: values.dataDir as string,
-    memory: values.memory as boolean,
+    memory: store.kind === 'memory',
     insecure: values.insecure as boolean,
     logLevel: values.logLevel as LogLevel,
     mux: values.mux as MuxMode,
+    http: {
+      metrics: values.metrics as boolean,
+      allowedOrigins: (values.httpAllowedOrigins as string[] | undefined) ?? [],
+    },
     limits: {
       maxFrameSize: values.maxFrameSize as number,
       maxConnections: values.maxConnections as number,
@@ -410,12 +516,15 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
       subscriberBacklogBytes: values.subscriberBacklogBytes as number,
       maxKeysPerCommand: values.maxKeysPerCommand as number,
     },
-    http: values.http as ListenAddress | null,
-    metrics: values.metrics as boolean,
-    tracing: tracingConfig(values, sources, input.env),
     sources,
   };
   if (configFile) config.configFile = configFile;
+  const resp = values.resp as ListenAddress | undefined;
+  if (resp !== undefined) config.resp = resp;
+  const http = values.http as ListenAddress | undefined;
+  if (http !== undefined) config.http.listen = http;
+  const tracing = tracingConfig(values, sources, input.env);
+  if (tracing !== undefined) config.tracing = tracing;
 
   const tlsCert = values.tlsCert as string | undefined;
   const tlsKey = values.tlsKey as string | undefined;
@@ -433,13 +542,29 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
     if (tlsClientCa !== undefined) config.tls.clientCa = tlsClientCa;
   }
 
+  const storeTls: StoreTlsFiles = {};
+  for (const [name, field] of [['storeTlsCa', 'ca'], ['storeTlsCert', 'cert'], ['storeTlsKey', 'key']] as const) {
+    const file = values[name] as string | undefined;
+    if (file === undefined) continue;
+    if (store.kind !== 'redis' || !store.target.tls) {
+      throw new ConfigError(`${labels[name]} applies to a TLS store only: set ${labelLike('store', sources[name])} to rediss://… or rediss-cluster://…`, {
+        setting: name,
+      });
+    }
+    storeTls[field] = file;
+  }
+  if (storeTls.key !== undefined && storeTls.cert === undefined) throw requires('storeTlsKey', ['storeTlsCert']);
+  if (storeTls.cert !== undefined && storeTls.key === undefined) throw requires('storeTlsCert', ['storeTlsKey']);
+  if (Object.keys(storeTls).length > 0) config.storeTls = storeTls;
+
   // Every listener follows one rule: plaintext only on loopback, unless --insecure says otherwise.
-  const plainListeners: [SettingName, ListenAddress | null, string][] = [
+  const listeners: [SettingName, ListenAddress | undefined, string][] = [
     ['listen', config.listen, 'TCP'],
-    ['http', config.http, 'HTTP'],
+    ['resp', config.resp, 'TCP'],
+    ['http', config.http.listen, 'HTTP'],
   ];
-  for (const [name, address, protocol] of plainListeners) {
-    if (address === null || config.tls || config.insecure || isLoopbackHost(address.host)) continue;
+  for (const [name, address, protocol] of listeners) {
+    if (address === undefined || config.tls || config.insecure || isLoopbackHost(address.host)) continue;
     throw new ConfigError(
       `${labels[name]} ${formatListenAddress(address)} is not a loopback address: ` +
         `set --tls-cert and --tls-key to serve TLS there, or --insecure to serve plain, unencrypted ${protocol}`,
@@ -447,7 +572,7 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
     );
   }
 
-  for (const name of ['tlsCert', 'tlsKey', 'tlsClientCa'] as const) {
+  for (const name of ['tlsCert', 'tlsKey', 'tlsClientCa', 'storeTlsCa', 'storeTlsCert', 'storeTlsKey'] as const) {
     const file = values[name] as string | undefined;
     if (file !== undefined) await assertReadableFile(file, `${labels[name]} file`, name);
   }
@@ -470,8 +595,10 @@ export function renderServeHelp(): string {
   const groups: [SettingSpec['group'], string][] = [
     ['general', 'Options'],
     ['tls', 'TLS (a [tls] table in the file)'],
+    ['http', 'HTTP listener: health, metrics, WebSocket (an [http] table in the file)'],
+    ['tracing', 'Tracing (a [tracing] table in the file)'],
+    ['store', 'TLS to a rediss:// store (a [store_tls] table in the file)'],
     ['limits', 'Limits (a [limits] table in the file)'],
-    ['observability', 'Health, metrics and tracing ([http] and [tracing] tables in the file)'],
   ];
   const column = 36;
   // Each paragraph is a list of pieces that a line break may not split.
@@ -729,7 +856,7 @@ function coerce(name: SettingName, raw: unknown, label: string, baseDir: string,
         return listenAddress(requireString(raw, 'HOST:PORT'));
       case 'listenOrOff': {
         const text = requireString(raw, 'HOST:PORT or off');
-        return text.toLowerCase() === 'off' ? null : listenAddress(text, ' or off');
+        return text.toLowerCase() === 'off' ? undefined : listenAddress(text);
       }
       case 'url':
         return httpUrl(requireString(raw, 'an http:// or https:// URL'));
@@ -752,10 +879,16 @@ function coerce(name: SettingName, raw: unknown, label: string, baseDir: string,
         return integerValue(raw, spec.min ?? 0, spec.max ?? Number.MAX_SAFE_INTEGER);
       case 'size':
         return sizeValue(raw, spec.min ?? 0, spec.max ?? Number.MAX_SAFE_INTEGER);
+      case 'store':
+        return storeChoice(requireString(raw, STORE_EXPECTED));
+      case 'origins':
+        return originList(raw);
     }
   } catch (err) {
     if (err instanceof Expected) {
-      throw new ConfigError(`invalid value ${show(raw)} for ${label}: ${err.message}`, { setting: name });
+      // A store address may hold a password: never echo it.
+      const shown = spec.kind === 'store' && typeof raw === 'string' ? JSON.stringify(redactRedisUrl(raw)) : show(raw);
+      throw new ConfigError(`invalid value ${shown} for ${label}: ${err.message}`, { setting: name });
     }
     throw err;
   }
@@ -769,9 +902,8 @@ function requireString(raw: unknown, expected: string): string {
 
 const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 
-/** `orElse` names what else the setting accepts, e.g. ` or off`. */
-function listenAddress(text: string, orElse = ''): ListenAddress {
-  const expected = `expected HOST:PORT${orElse}`;
+function listenAddress(text: string): ListenAddress {
+  const expected = 'expected HOST:PORT';
   let host: string;
   let port: string;
   const bracketed = /^\[([^\]]*)\]:(.*)$/.exec(text);
@@ -795,6 +927,56 @@ function listenAddress(text: string, orElse = ''): ListenAddress {
   }
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new Expected(`${expected} with a port from 0 to 65535`);
   return { host, port: Number(port) };
+}
+
+const STORE_EXPECTED = 'lmdb, memory, redis://HOST:PORT or redis-cluster://HOST:PORT,HOST:PORT,… (rediss:// for TLS)';
+
+function storeChoice(text: string): StoreChoice {
+  const lower = text.toLowerCase();
+  if (lower === 'lmdb' || lower === 'memory') return { kind: lower };
+  if (!isRedisUrl(text)) throw new Expected(`expected ${STORE_EXPECTED}`);
+  try {
+    return { kind: 'redis', target: parseRedisUrl(text) };
+  } catch (err) {
+    if (err instanceof RedisUrlError) throw new Expected(err.message);
+    throw err;
+  }
+}
+
+/**
+ * A list of web origins: a comma-separated string (flags, environment) or an array of strings
+ * (the file). Each must be exactly an origin as browsers send it in the `Origin` header.
+ */
+function originList(raw: unknown): string[] {
+  const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined;
+  if (items === undefined) throw new Expected('expected a list of origins such as https://admin.example.com');
+  const origins: string[] = [];
+  for (const item of items) {
+    if (typeof item !== 'string') throw new Expected(`expected origins as strings, got ${show(item)}`);
+    const text = item.trim();
+    if (text === '' && !Array.isArray(raw)) continue;
+    const origin = normalizeOrigin(text);
+    if (origin === undefined) {
+      throw new Expected(`${JSON.stringify(text)} is not an origin: expected scheme://host[:port] with scheme http or https, no path`);
+    }
+    if (!origins.includes(origin)) origins.push(origin);
+  }
+  return origins;
+}
+
+/**
+ * The origin `text` names, normalized as browsers serialize it (lower-case host, default port
+ * dropped), or `undefined` when it is not an http(s) origin: a path, query, credentials or the
+ * opaque origin `null` all make it something else.
+ */
+export function normalizeOrigin(text: string): string | undefined {
+  if (!/^https?:\/\/[^/?#@]+\/?$/i.test(text)) return undefined;
+  try {
+    const url = new URL(text);
+    return url.origin === 'null' ? undefined : url.origin;
+  } catch {
+    return undefined;
+  }
 }
 
 function httpUrl(text: string): string {
@@ -828,7 +1010,7 @@ function tracingConfig(
   values: Record<SettingName, unknown>,
   sources: Record<SettingName, SettingSource>,
   env: NodeJS.ProcessEnv,
-): TracingConfig | null {
+): TracingConfig | undefined {
   const read = (name: string): string | undefined => {
     const value = env[name]?.trim();
     return value === undefined || value === '' ? undefined : value;
@@ -863,7 +1045,7 @@ function tracingConfig(
     );
   }
   const sampleRatio = sources.traceSample === 'default' ? samplerRatio(read) ?? (values.traceSample as number) : (values.traceSample as number);
-  if (endpoint === undefined) return null;
+  if (endpoint === undefined) return undefined;
   return { endpoint, protocol, sampleRatio, serviceName: read('OTEL_SERVICE_NAME') ?? 'protokv' };
 }
 

@@ -10,6 +10,7 @@ import {
   formatListenAddress,
   isLoopbackHost,
   loadConfig,
+  normalizeOrigin,
   parseByteSize,
   parseListenAddress,
   renderServeHelp,
@@ -18,6 +19,7 @@ import {
   type SettingSpec,
   type SettingSource,
 } from '../src/config.js';
+import { parseRedisUrl } from '../src/storage/redis-url.js';
 import { makeTlsFixture, type TlsFixture } from './helpers/certs.js';
 
 const MiB = 1024 * 1024;
@@ -79,7 +81,10 @@ interface Sample {
   expected: (baseDir: string) => unknown;
 }
 
-function samples(): Record<Exclude<SettingName, 'config'>, Sample> {
+/** Settings sampled all at once; `memory` is left out, since it conflicts with a Redis `store`. */
+type SampledSetting = Exclude<SettingName, 'config' | 'memory'>;
+
+function samples(): Record<SampledSetting, Sample> {
   const str = (text: string, expected: (baseDir: string) => unknown): Sample => ({
     text,
     toml: JSON.stringify(text),
@@ -88,14 +93,26 @@ function samples(): Record<Exclude<SettingName, 'config'>, Sample> {
   const num = (n: number): Sample => ({ text: String(n), toml: String(n), expected: () => n });
   return {
     listen: str('[::1]:7001', () => ({ host: '::1', port: 7001 })),
+    resp: str('127.0.0.1:7002', () => ({ host: '127.0.0.1', port: 7002 })),
+    store: str('rediss-cluster://kv:pw@10.0.0.1:7000,10.0.0.2:7000?wait_replicas=1', () => ({
+      kind: 'redis',
+      target: parseRedisUrl('rediss-cluster://kv:pw@10.0.0.1:7000,10.0.0.2:7000?wait_replicas=1'),
+    })),
     dataDir: str('store', (base) => path.join(base, 'store')),
-    memory: { text: 'true', toml: 'true', expected: () => true },
     insecure: { text: 'true', toml: 'true', expected: () => true },
     logLevel: str('debug', () => 'debug'),
     mux: str('yamux', () => 'yamux'),
     tlsCert: str(tls.files.server, () => tls.files.server),
     tlsKey: str(tls.files.serverKey, () => tls.files.serverKey),
     tlsClientCa: str(tls.files.ca, () => tls.files.ca),
+    storeTlsCa: str(tls.files.ca, () => tls.files.ca),
+    storeTlsCert: str(tls.files.client, () => tls.files.client),
+    storeTlsKey: str(tls.files.clientKey, () => tls.files.clientKey),
+    httpAllowedOrigins: {
+      text: 'https://Admin.Example.com:443,http://localhost:8080',
+      toml: '["https://Admin.Example.com:443", "http://localhost:8080"]',
+      expected: () => ['https://admin.example.com', 'http://localhost:8080'],
+    },
     maxFrameSize: str('2MiB', () => 2 * MiB),
     maxConnections: num(50),
     idleTimeoutMs: num(30_000),
@@ -111,8 +128,14 @@ function samples(): Record<Exclude<SettingName, 'config'>, Sample> {
 }
 
 /** The loaded value of a setting, found where ServerConfig keeps it. */
-function valueOf(config: ServerConfig, name: Exclude<SettingName, 'config'>): unknown {
+function valueOf(config: ServerConfig, name: SampledSetting): unknown {
   switch (name) {
+    case 'storeTlsCa':
+      return config.storeTls?.ca;
+    case 'storeTlsCert':
+      return config.storeTls?.cert;
+    case 'storeTlsKey':
+      return config.storeTls?.key;
     case 'tlsCert':
       return config.tls?.cert;
     case 'tlsKey':
@@ -123,14 +146,19 @@ function valueOf(config: ServerConfig, name: Exclude<SettingName, 'config'>): un
       return config.tracing?.endpoint;
     case 'traceSample':
       return config.tracing?.sampleRatio;
+    case 'httpAllowedOrigins':
+      return config.http.allowedOrigins;
+    case 'http':
+      return config.http.listen;
+    case 'metrics':
+      return config.http.metrics;
     case 'listen':
+    case 'resp':
+    case 'store':
     case 'dataDir':
-    case 'memory':
     case 'insecure':
     case 'logLevel':
     case 'mux':
-    case 'http':
-    case 'metrics':
       return config[name];
     default:
       return config.limits[name];
@@ -138,7 +166,7 @@ function valueOf(config: ServerConfig, name: Exclude<SettingName, 'config'>): un
 }
 
 function assertAllFrom(config: ServerConfig, source: SettingSource, base: string): void {
-  for (const [name, sample] of Object.entries(samples()) as [Exclude<SettingName, 'config'>, Sample][]) {
+  for (const [name, sample] of Object.entries(samples()) as [SampledSetting, Sample][]) {
     assert.deepEqual(valueOf(config, name), sample.expected(base), name);
     assert.equal(config.sources[name], source, name);
   }
@@ -162,11 +190,13 @@ describe('defaults', () => {
     const config = await load();
     assert.deepEqual(config, {
       listen: { host: '127.0.0.1', port: 9527 },
+      store: { kind: 'lmdb' },
       dataDir: path.join(dir, 'data'),
       memory: false,
       insecure: false,
       logLevel: 'info',
       mux: 'none',
+      http: { listen: { host: '127.0.0.1', port: 9528 }, metrics: true, allowedOrigins: [] },
       limits: {
         maxFrameSize: 64 * MiB,
         maxConnections: 10_000,
@@ -176,9 +206,6 @@ describe('defaults', () => {
         subscriberBacklogBytes: 64 * MiB,
         maxKeysPerCommand: 100_000,
       },
-      http: { host: '127.0.0.1', port: 9528 },
-      metrics: true,
-      tracing: null,
       sources: Object.fromEntries(names.map((n) => [n, 'default'])),
     });
   });
@@ -385,6 +412,25 @@ describe('bad values', () => {
     assert.equal((await load(['--max-frame-size', '1KiB'])).limits.maxFrameSize, 1024);
   });
 
+  test('allowed origins must be bare http(s) origins, named with the bad item', async () => {
+    for (const text of ['example.com', 'https://example.com/console', 'ftp://example.com', 'null', '*', 'https://u:p@example.com', 'https://x.com?q']) {
+      await refused(
+        ['--http-allowed-origins', `https://ok.example,${text}`],
+        {},
+        new RegExp(`^invalid value .* for --http-allowed-origins: ${escapeRegExp(JSON.stringify(text))} is not an origin`),
+      );
+    }
+    const file = await tomlFile('[http]\nallowed_origins = [1]\n');
+    await refused(['--config', file], {}, /allowed_origins in .*: expected origins as strings, got 1/);
+  });
+
+  test('allowed origins are normalized as browsers send them, duplicates dropped', async () => {
+    const config = await load([], { PROTOKV_HTTP_ALLOWED_ORIGINS: ' HTTPS://A.example:443/ , http://[::1]:80,https://a.example,' });
+    assert.deepEqual(config.http.allowedOrigins, ['https://a.example', 'http://[::1]']);
+    assert.equal(normalizeOrigin('http://localhost:9528'), 'http://localhost:9528');
+    assert.equal(normalizeOrigin('http://localhost:9528/ws'), undefined);
+  });
+
   test('empty paths are refused', async () => {
     await refused(['--data-dir='], {}, 'invalid value "" for --data-dir: expected a path');
   });
@@ -506,6 +552,24 @@ describe('TLS settings', () => {
   });
 });
 
+describe('the RESP listener setting', () => {
+  test('is off by default and with "off", in any case', async () => {
+    assert.equal((await load()).resp, undefined);
+    assert.equal((await load(['--resp', 'off'])).resp, undefined);
+    assert.equal((await load([], { PROTOKV_RESP: 'OFF' })).resp, undefined);
+    assert.deepEqual((await load(['--resp', 'localhost:6380'])).resp, { host: 'localhost', port: 6380 });
+  });
+
+  test('a bad value names the setting', async () => {
+    await refused(['--resp', 'nope'], {}, 'invalid value "nope" for --resp: expected HOST:PORT, e.g. 127.0.0.1:9527');
+    await refused(['--resp', ''], {}, /for --resp: expected HOST:PORT or off/);
+  });
+
+  test('serve --help lists it', () => {
+    assert.match(renderServeHelp(), /--resp HOST:PORT\|off\s+Address of the RESP listener/);
+  });
+});
+
 describe('non-loopback addresses', () => {
   test('plain TCP on a non-loopback address needs TLS or --insecure', async () => {
     for (const address of ['0.0.0.0:9527', '[::]:9527', '192.0.2.10:1', 'kv.example.com:1', '128.0.0.1:1']) {
@@ -514,6 +578,13 @@ describe('non-loopback addresses', () => {
       assert.equal(err.setting, 'listen');
     }
     await refused([], { PROTOKV_LISTEN: '0.0.0.0:1' }, /^PROTOKV_LISTEN 0\.0\.0\.0:1 is not a loopback address/);
+  });
+
+  test('the RESP listener follows the same rule', async () => {
+    const err = await refused(['--resp', '0.0.0.0:6379'], {}, /^--resp 0\.0\.0\.0:6379 is not a loopback address: set --tls-cert and --tls-key/);
+    assert.equal(err.setting, 'resp');
+    await refused([], { PROTOKV_RESP: '[::]:6379' }, /^PROTOKV_RESP \[::\]:6379 is not a loopback address/);
+    assert.deepEqual((await load(['--resp', '0.0.0.0:6379', '--insecure'])).resp, { host: '0.0.0.0', port: 6379 });
   });
 
   test('--insecure allows it', async () => {
@@ -537,30 +608,31 @@ describe('non-loopback addresses', () => {
 
 describe('the HTTP listener and tracing settings', () => {
   test('--http off disables the HTTP listener, in any case and from any source', async () => {
-    assert.equal((await load(['--http', 'off'])).http, null);
-    assert.equal((await load([], { PROTOKV_HTTP: 'OFF' })).http, null);
+    assert.equal((await load(['--http', 'off'])).http.listen, undefined);
+    assert.equal((await load([], { PROTOKV_HTTP: 'OFF' })).http.listen, undefined);
     const file = await tomlFile('[http]\nlisten = "off"\nmetrics = false\n');
     const config = await load(['--config', file]);
-    assert.equal(config.http, null);
-    assert.equal(config.metrics, false);
+    assert.equal(config.http.listen, undefined);
+    assert.equal(config.http.metrics, false);
   });
 
-  test('a bad HTTP address says that off is accepted too', async () => {
-    await refused(['--http', 'nowhere'], {}, /^invalid value "nowhere" for --http: expected HOST:PORT or off, e\.g\. 127\.0\.0\.1:9527$/);
-    await refused([], { PROTOKV_HTTP: '127.0.0.1:99999' }, /for PROTOKV_HTTP: expected HOST:PORT or off with a port from 0 to 65535/);
+  test('a bad HTTP address is named with where it came from', async () => {
+    await refused(['--http', 'nowhere'], {}, /^invalid value "nowhere" for --http: expected HOST:PORT, e\.g\. 127\.0\.0\.1:9527$/);
+    await refused([], { PROTOKV_HTTP: '127.0.0.1:99999' }, /for PROTOKV_HTTP: expected HOST:PORT with a port from 0 to 65535/);
+    await refused(['--http', ''], {}, /for --http: expected HOST:PORT or off/);
   });
 
   test('plain HTTP on a non-loopback address needs TLS or --insecure, like the main listener', async () => {
     const err = await refused(['--http', '0.0.0.0:9528'], {}, /^--http 0\.0\.0\.0:9528 is not a loopback address: .* or --insecure to serve plain, unencrypted HTTP$/);
     assert.equal(err.setting, 'http');
-    assert.equal((await load(['--http', '0.0.0.0:9528', '--insecure'])).http?.host, '0.0.0.0');
+    assert.equal((await load(['--http', '0.0.0.0:9528', '--insecure'])).http.listen?.host, '0.0.0.0');
     const tlsFlags = ['--tls-cert', tls.files.server, '--tls-key', tls.files.serverKey];
-    assert.equal((await load(['--http', '[::]:9528', ...tlsFlags])).http?.host, '::');
+    assert.equal((await load(['--http', '[::]:9528', ...tlsFlags])).http.listen?.host, '::');
   });
 
   test('tracing is off without an endpoint, whatever the sampling says', async () => {
-    assert.equal((await load(['--trace-sample', '0.5'])).tracing, null);
-    assert.equal((await load([], { OTEL_TRACES_SAMPLER: 'always_on' })).tracing, null);
+    assert.equal((await load(['--trace-sample', '0.5'])).tracing, undefined);
+    assert.equal((await load([], { OTEL_TRACES_SAMPLER: 'always_on' })).tracing, undefined);
   });
 
   test('--otlp-endpoint is a base URL; /v1/traces is appended unless already there', async () => {
@@ -698,9 +770,9 @@ describe('the settings table', () => {
     for (const name of names) {
       const s = spec(name);
       assert.equal(s.env, `PROTOKV_${s.flag.toUpperCase().replace(/-/g, '_')}`, name);
-      // A listener's flag names its table (`--http` is `http.listen`); a table's prefix is dropped from its keys.
+      // A second listener's address is `<name>.listen` in the file and `--<name>` as a flag.
       if (s.toml !== undefined && s.toml !== `${s.flag}.listen`) {
-        assert.equal(s.toml.split('.').pop(), s.flag.replace(/^(tls|trace)-/, '').replace(/-/g, '_'), name);
+        assert.equal(s.toml.split('.').pop(), s.flag.replace(/^(tls|http|store-tls|trace)-/, '').replace(/-/g, '_'), name);
       }
     }
   });
@@ -708,5 +780,64 @@ describe('the settings table', () => {
   test('every default passes its own validation', async () => {
     const config = await load();
     for (const name of names) assert.equal(config.sources[name], 'default');
+  });
+});
+
+describe('store', () => {
+  test('lmdb by default; memory and Redis addresses by flag, environment or file', async () => {
+    assert.deepEqual((await load()).store, { kind: 'lmdb' });
+    assert.deepEqual((await load(['--store', 'MEMORY'])).store, { kind: 'memory' });
+    assert.equal((await load(['--store', 'memory'])).memory, true);
+    const env = await load([], { PROTOKV_STORE: 'redis://127.0.0.1:6379?timeout_ms=500&prefix=app:' });
+    assert.deepEqual(env.store, { kind: 'redis', target: parseRedisUrl('redis://127.0.0.1:6379?timeout_ms=500&prefix=app:') });
+    const file = await tomlFile('store = "redis-cluster://a.example:7000,[::1]:7001"\n');
+    const fromFile = (await load(['--config', file])).store;
+    assert.ok(fromFile.kind === 'redis');
+    assert.deepEqual(fromFile.target.hosts, [
+      { host: 'a.example', port: 7000 },
+      { host: '::1', port: 7001 },
+    ]);
+    assert.equal(fromFile.target.cluster, true);
+    assert.equal(fromFile.target.timeoutMs, 2000);
+    assert.equal(fromFile.target.prefix, 'protokv:');
+  });
+
+  test('--memory is short for --store memory and conflicts with any other store', async () => {
+    assert.deepEqual((await load(['--memory'])).store, { kind: 'memory' });
+    assert.deepEqual((await load(['--memory', '--store', 'memory'])).store, { kind: 'memory' });
+    await refused(['--memory', '--store', 'lmdb'], {}, '--memory (short for --store memory) conflicts with --store lmdb');
+    await refused([], { PROTOKV_MEMORY: '1', PROTOKV_STORE: 'redis://h:1' }, /^PROTOKV_MEMORY .* conflicts with PROTOKV_STORE redis$/);
+  });
+
+  test('bad store addresses are refused naming the problem, never echoing a password', async () => {
+    const cases: [string, RegExp][] = [
+      ['postgres://h:1', /expected lmdb, memory, redis:\/\/HOST:PORT or redis-cluster:\/\//],
+      ['redis://h', /"h" is not HOST:PORT/],
+      ['redis://h:0', /port 1 to 65535/],
+      ['redis://a:1,b:2', /redis:\/\/ names one server; list several seed nodes with redis-cluster:\/\//],
+      ['redis://h:1/2', /no path/],
+      ['redis://h:1?wait_replicas=x', /wait_replicas: expected a whole number from 0 to 64/],
+      ['redis://h:1?timeout_ms=0', /timeout_ms: expected a whole number from 1 to 600000/],
+      ['redis://h:1?prefix={x}', /prefix: expected at most 64 letters/],
+      ['redis://h:1?color=red', /unknown option "color"; known: wait_replicas, timeout_ms, prefix/],
+      ['redis://h:1?wait_replicas=1&wait_replicas=2', /option wait_replicas is given twice/],
+      ['redis://user:hunter2@h:1?x=1', /^invalid value "redis:\/\/user:\*\*\*@h:1\?x=1" for --store: unknown option/],
+    ];
+    for (const [text, pattern] of cases) {
+      const err = await refused(['--store', text], {}, pattern);
+      assert.doesNotMatch(err.message, /hunter2/);
+      assert.equal(err.setting, 'store');
+    }
+  });
+
+  test('store TLS files apply to rediss:// stores only, and a certificate needs its key', async () => {
+    const base = ['--store', 'rediss://127.0.0.1:6380'];
+    const config = await load([...base, '--store-tls-ca', tls.files.ca]);
+    assert.deepEqual(config.storeTls, { ca: tls.files.ca });
+    await refused(['--store', 'redis://127.0.0.1:6379', '--store-tls-ca', tls.files.ca], {}, /^--store-tls-ca applies to a TLS store only: set --store to rediss:/);
+    await refused(['--store-tls-ca', tls.files.ca], {}, /applies to a TLS store only/);
+    await refused([...base, '--store-tls-cert', tls.files.client], {}, '--store-tls-cert requires --store-tls-key');
+    await refused([...base, '--store-tls-key', tls.files.clientKey], {}, '--store-tls-key requires --store-tls-cert');
+    await refused([...base, '--store-tls-ca', path.join(dir, 'missing.pem')], {}, /cannot read --store-tls-ca file .*missing\.pem: no such file/);
   });
 });

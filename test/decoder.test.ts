@@ -29,6 +29,10 @@ const request: fc.Arbitrary<CommandRequest> = fc.oneof(
   text.map((topic) => command('subscribe', { topic })),
   fc.record({ topic: text, id: fc.nat({ max: 0xffff_ffff }) }).map((v) => command('unsubscribe', v)),
   fc.record({ topic: text, data: fc.array(value, { maxLength: 5 }) }).map((v) => command('publish', v)),
+  text.map((table) => command('hlen', { table })),
+  fc.record({ table: text, cursor: text, count: fc.nat({ max: 0xffff_ffff }) }).map((v) => command('hscan', v)),
+  fc.record({ cursor: text, count: fc.nat({ max: 0xffff_ffff }) }).map((v) => command('tables', v)),
+  text.map((table) => command('hdrop', { table })),
 );
 
 test('every valid request decodes exactly as the generated decoder decodes it', () => {

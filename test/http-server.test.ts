@@ -15,7 +15,7 @@ import { encodeRequest } from '../src/protocol/wire.js';
 
 /** Polls `/readyz` until it answers `status`; fails if the process exits first. */
 async function readyzBecomes(server: ServerProcess, status: number): Promise<string> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 60_000;
   let last = '';
   while (Date.now() < deadline) {
     if (server.child.exitCode !== null) throw new Error(`the server exited before /readyz answered ${status} (last: ${last})`);
@@ -158,7 +158,7 @@ describe('protokv serve: readiness during shutdown', () => {
       for (let i = 0; i < 64; i++) slow.write(frame);
       // Once answers are arriving the client cannot see the server's end of the stream before it
       // reads them, which it never does: the connection stays open through the shutdown.
-      await until(() => slow.readableLength > 0, 'the server to start answering');
+      await until(() => slow.readableLength > 0, 'the server to start answering', 60_000);
 
       const exited = new Promise<number | null>((resolve) => server.child.once('exit', resolve));
       server.child.kill('SIGTERM');

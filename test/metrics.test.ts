@@ -19,11 +19,13 @@ import { makeTlsFixture, type TlsFixture } from './helpers/certs.js';
 import { parseExposition, startInstrumentedServer, valueOf, type InstrumentedServer, type Sample } from './helpers/metrics.js';
 import { tempDir } from './helpers/stores.js';
 import { get } from './helpers/http.js';
+import { RawResp } from './helpers/resp.js';
+import { RespServer } from '../src/resp/server.js';
 import { until } from './helpers/wait.js';
 
 /** Scrapes until `check` passes (figures of a write land when its callback runs), then returns the samples. */
 async function scrapeUntil(server: InstrumentedServer, what: string, check: (s: Sample[]) => boolean): Promise<Sample[]> {
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 60_000;
   let samples = await server.scrape();
   while (!check(samples)) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -62,7 +64,7 @@ class CountingPeer {
   }
 
   async answers(n: number): Promise<void> {
-    await until(() => this.responses >= n, `${n} responses`, 20_000);
+    await until(() => this.responses >= n, `${n} responses`, 60_000);
   }
 }
 
@@ -212,7 +214,7 @@ describe('metrics: dropped subscribers', () => {
     const publisher = await server.client();
     try {
       subscriber.write(encodeFrame(encodeRequest(requests.subscribe('firehose'))));
-      await until(() => server.service.pubsub.size === 1, 'the subscription');
+      await until(() => server.service.pubsub.size === 1, 'the subscription', 60_000);
       subscriber.pause();
       const big = randomBytes(256 * 1024); // incompressible: frames are gzipped past 1436 bytes
       for (let i = 0; i < 200 && server.service.pubsub.size > 0; i++) await publisher.publish('firehose', big);
@@ -272,6 +274,31 @@ describe('metrics over TLS and yamux', () => {
       await kv.close();
       await scrapeUntil(server, 'streams to close', (s) => valueOf(s, 'protokv_connections', { transport: 'yamux' }) === 0);
     } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('metrics over RESP', () => {
+  test('commands run from RESP are counted and timed, with transport resp', async () => {
+    const server = await startInstrumentedServer();
+    const resp = await RespServer.listen({ service: server.service, host: '127.0.0.1', port: 0 });
+    const client = await RawResp.connect(resp.address().port);
+    try {
+      assert.deepEqual(await client.call('HSET', 'resp-table', 'a', '1', 'b', '2'), { t: 'int', v: 2n });
+      assert.deepEqual(await client.call('HGET', 'resp-table', 'a'), { t: 'bulk', v: Buffer.from('1') });
+      assert.deepEqual(await client.call('PING'), { t: 'simple', v: 'PONG' });
+      const samples = await scrapeUntil(server, 'RESP commands to be timed', (s) => valueOf(s, 'protokv_command_duration_seconds_count', { command: 'HGET' }) === 1);
+      assert.equal(valueOf(samples, 'protokv_connections', { transport: 'resp' }), 1);
+      assert.equal(valueOf(samples, 'protokv_connections_total', { transport: 'resp' }), 1);
+      assert.equal(valueOf(samples, 'protokv_commands_total', { command: 'HMSET', status: '200' }), 1);
+      assert.equal(valueOf(samples, 'protokv_commands_total', { command: 'HGET', status: '200' }), 1);
+      assert.equal(valueOf(samples, 'protokv_command_duration_seconds_count', { command: 'HMSET' }), 1);
+      assert.ok(valueOf(samples, 'protokv_bytes_received_total')! > 0);
+      assert.ok(valueOf(samples, 'protokv_bytes_sent_total')! > 0);
+    } finally {
+      client.socket.destroy();
+      await resp.close();
       await server.close();
     }
   });

@@ -12,6 +12,8 @@ import { makeTlsFixture, type TlsFixture } from './helpers/certs.js';
 import { startServerProcess, type ServerProcess } from './helpers/cli.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp-receiver.js';
 import { tempDir } from './helpers/stores.js';
+import { until } from './helpers/wait.js';
+import { RawResp } from './helpers/resp.js';
 
 const SERVER = 2;
 const INTERNAL = 1;
@@ -176,6 +178,23 @@ describe('tracing settings', () => {
       tls = await makeTlsFixture();
     });
     after(() => tls.cleanup());
+
+    test('network.transport names the transport: resp for commands from the RESP listener', async () => {
+      const spans = await traced(receiver, ['--memory', '--otlp-endpoint', receiver.url, '--resp', '127.0.0.1:0'], {}, async (_kv, server) => {
+        await until(() => server.logs.some((l) => l.protocol === 'resp'), 'the RESP listener', 60_000);
+        const address = String(server.logs.find((l) => l.protocol === 'resp')!.address);
+        const client = await RawResp.connect(Number(address.slice(address.lastIndexOf(':') + 1)));
+        try {
+          assert.deepEqual(await client.call('HSET', 'resp-table', 'k', 'v'), { t: 'int', v: 1n });
+        } finally {
+          client.socket.destroy();
+        }
+      });
+      assert.deepEqual(
+        spans.map((s) => [s.name, s.attributes['network.transport'], s.attributes['db.collection.name']]),
+        [['HMSET', 'resp', 'resp-table']],
+      );
+    });
 
     test('network.transport names the transport', async () => {
       const f = tls.files;

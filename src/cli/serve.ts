@@ -1,21 +1,25 @@
 /**
  * `protokv serve`: loads the configuration, opens the store, starts the HTTP listener and the
- * protokv listener, and shuts down gracefully on SIGINT/SIGTERM: `/readyz` turns 503 at once,
- * the listener stops accepting and answers what it received, the store closes, buffered spans
- * are exported, then the HTTP listener closes and the process exits 0.
+ * protokv (and RESP) listeners, and shuts down gracefully on SIGINT/SIGTERM: `/readyz` turns 503
+ * at once, the listeners stop accepting and answer what they received, the store closes,
+ * buffered spans are exported, then the HTTP listener closes and the process exits 0.
  */
 import { readFile } from 'node:fs/promises';
 import { ConfigError, formatListenAddress, loadConfig, renderServeHelp, type ServerConfig } from '../config.js';
 import { createLogger, type Logger } from '../logger.js';
 import { isLmdbCommitFailure, LmdbStore } from '../storage/lmdb.js';
 import { MemoryStore } from '../storage/memory.js';
+import { RedisStore } from '../storage/redis.js';
+import { RedisBroker } from '../storage/redis-broker.js';
+import type { Broker } from '../service/broker.js';
 import type { Store } from '../storage/store.js';
 import { Service } from '../service/service.js';
 import { ProtokvServer, type TlsMaterial } from '../transport/server.js';
+import { RespServer } from '../resp/server.js';
 import { HttpListener } from '../http/listener.js';
 import { addHealthRoutes, Readiness } from '../http/health.js';
 import { addMetricsRoute } from '../http/metrics-route.js';
-import { createInstrumentation } from '../observability/instrumentation.js';
+import { createInstrumentation, type Instrumentation } from '../observability/instrumentation.js';
 import { packageVersion } from './version.js';
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -62,6 +66,33 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
 }
 
+/** The configured store, and the broker that carries pub/sub between nodes sharing it. */
+async function openStore(config: ServerConfig, logger: Logger, instrumentation: Instrumentation | null): Promise<{ store: Store; broker?: Broker }> {
+  switch (config.store.kind) {
+    case 'memory':
+      return { store: new MemoryStore() };
+    case 'lmdb':
+      return { store: LmdbStore.open(config.dataDir, { commitObserver: instrumentation ?? undefined }) };
+    case 'redis': {
+      const files = config.storeTls ?? {};
+      const read = (file: string | undefined) => (file === undefined ? Promise.resolve(undefined) : readFile(file));
+      const [ca, cert, key] = await Promise.all([read(files.ca), read(files.cert), read(files.key)]);
+      const store = await RedisStore.open(config.store.target, { tls: { ca, cert, key }, logger });
+      try {
+        return { store, broker: await RedisBroker.start(store.engine) };
+      } catch (err) {
+        await store.close();
+        throw new Error(`cannot set up pub/sub on the store at ${store.address}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+}
+
+/** How the log names the store. */
+function describeStore(config: ServerConfig, store: Store): string {
+  return store instanceof RedisStore ? store.address : config.store.kind;
+}
+
 /** A started server: everything `close` stops, in order. */
 interface Running {
   close(): Promise<void>;
@@ -70,12 +101,12 @@ interface Running {
 async function start(config: ServerConfig, logger: Logger): Promise<Running> {
   // Metrics are only worth keeping when something can scrape them.
   const instrumentation = await createInstrumentation({
-    metrics: config.metrics && config.http !== null,
+    metrics: config.http.metrics && config.http.listen !== undefined,
     tracing: config.tracing,
     serviceVersion: packageVersion(),
   });
-  const store: Store = config.memory ? new MemoryStore() : LmdbStore.open(config.dataDir, { commitObserver: instrumentation ?? undefined });
-  const service = new Service({ store, logger, maxKeysPerCommand: config.limits.maxKeysPerCommand, instrumentation });
+  const { store, broker } = await openStore(config, logger, instrumentation);
+  const service = new Service({ store, broker, logger, maxKeysPerCommand: config.limits.maxKeysPerCommand, instrumentation });
   let tls: TlsMaterial | undefined;
   if (config.tls) {
     const [cert, key, clientCa] = await Promise.all([
@@ -87,15 +118,19 @@ async function start(config: ServerConfig, logger: Logger): Promise<Running> {
   }
 
   const readiness = new Readiness();
-  if (store.health !== undefined) readiness.addCheck('store', store.health.bind(store));
+  if (store.healthy !== undefined) {
+    const healthy = store.healthy.bind(store);
+    readiness.addCheck('store', () => (healthy() ? { healthy: true } : { healthy: false, detail: `${describeStore(config, store)} is unavailable` }));
+  }
   let http: HttpListener | undefined;
-  if (config.http !== null) {
+  if (config.http.listen !== undefined) {
+    const address = config.http.listen;
     try {
-      http = await HttpListener.listen({ host: config.http.host, port: config.http.port, tls, logger });
+      http = await HttpListener.listen({ host: address.host, port: address.port, tls, logger });
     } catch (err) {
       await service.close();
       await instrumentation?.shutdown();
-      throw new Error(`cannot listen for HTTP on ${formatListenAddress(config.http)}: ${(err as Error).message}`, { cause: err });
+      throw new Error(`cannot listen for HTTP on ${formatListenAddress(address)}: ${(err as Error).message}`, { cause: err });
     }
     addHealthRoutes(http, readiness);
     if (instrumentation?.figures) {
@@ -120,13 +155,12 @@ async function start(config: ServerConfig, logger: Logger): Promise<Running> {
     await instrumentation?.shutdown();
     throw new Error(`cannot listen on ${formatListenAddress(config.listen)}: ${(err as Error).message}`, { cause: err });
   }
-  readiness.ready();
   logger.info(
     {
       address: formatListenAddress(server.address()),
       http: http === undefined ? 'off' : `${http.secure ? 'https' : 'http'}://${formatListenAddress(http.address())}`,
-      store: config.memory ? 'memory' : 'lmdb',
-      dataDir: config.memory ? undefined : config.dataDir,
+      store: describeStore(config, store),
+      dataDir: config.store.kind === 'lmdb' ? config.dataDir : undefined,
       tls: config.tls ? (config.tls.clientCa ? 'mutual' : 'server') : 'off',
       mux: config.mux,
       metrics: instrumentation?.figures ? 'on' : 'off',
@@ -134,10 +168,32 @@ async function start(config: ServerConfig, logger: Logger): Promise<Running> {
     },
     'listening',
   );
+  let resp: RespServer | undefined;
+  if (config.resp !== undefined) {
+    try {
+      resp = await RespServer.listen({
+        service,
+        host: config.resp.host,
+        port: config.resp.port,
+        tls,
+        storeKind: describeStore(config, store),
+        ...config.limits,
+      });
+    } catch (err) {
+      await server.close();
+      await instrumentation?.shutdown();
+      await http?.close();
+      throw new Error(`cannot listen on ${formatListenAddress(config.resp)} (--resp): ${(err as Error).message}`, { cause: err });
+    }
+    logger.info({ address: formatListenAddress(resp.address()), protocol: 'resp', tls: config.tls ? (config.tls.clientCa ? 'mutual' : 'server') : 'off' }, 'listening');
+  }
+  readiness.ready();
   return {
     async close() {
       // Load balancers learn first, while requests in flight are still being answered.
       readiness.stopping();
+      // The RESP listener finishes first: the protobuf listener's close also closes the store.
+      await resp?.close();
       await server.close();
       await instrumentation?.shutdown();
       await http?.close();

@@ -13,9 +13,9 @@
  *   closed, or `connectionRejected(reason)` for one refused;
  * - per stream: `service.contextFor(stream, origin)` gives a context whose `instrumentation` is the
  *   stream's {@link StreamInstrumentation} (or `null`); call its `received(bytes)` for every chunk
- *   read, before executing the requests decoded from it, and `written(bytes, responses)` once a
- *   write of `responses` has completed, with every response written (published messages too), in
- *   order;
+ *   read, before executing the requests decoded from it, and `written(bytes)` each time a write
+ *   completes (responses leave in request order, so every request answered by then has been
+ *   written);
  * - `subscriberDropped()` when a subscriber is disconnected for falling behind.
  * The service does the rest: `execute` reports each request and its response.
  */
@@ -195,7 +195,7 @@ export class Instrumentation implements CommitObserver<TracedRequest | undefined
  * and one per write, however many requests they hold.
  *
  * Responses leave in request order, so requests wait in a queue (parallel arrays, reused: no
- * allocation per request) until a written response is found to be the oldest one's.
+ * allocation per request) and a completed write finishes every answered request at its head.
  */
 export class StreamInstrumentation {
   readonly #server: Instrumentation;
@@ -208,6 +208,7 @@ export class StreamInstrumentation {
   // number of index 0, so a sequence number stays valid while the arrays are reused.
   readonly #commands: number[] = [];
   readonly #startedAt: number[] = [];
+  /** The response of each request once answered; `undefined` until then. */
   readonly #responses: (CommandResponse | undefined)[] = [];
   readonly #traced: (TracedRequest | undefined)[] = [];
   #head = 0;
@@ -259,25 +260,31 @@ export class StreamInstrumentation {
     }
   }
 
-  /** A write of `bytes` completed, carrying `responses` in order (published messages included). */
-  written(bytes: number, responses: readonly CommandResponse[]): void {
+  /** A write of `bytes` completed: every request answered so far, in order, has been written. */
+  written(bytes: number): void {
     const figures = this.#figures;
     if (figures !== null) figures.bytesSent += bytes;
-    if (this.#head === this.#tail) return;
+    let i = this.#head;
+    const tail = this.#tail;
+    if (i === tail || this.#responses[i] === undefined) return;
     const now = performance.now();
-    for (const response of responses) {
-      const i = this.#head;
-      if (i === this.#tail || this.#responses[i] !== response) continue;
+    for (; i < tail; i++) {
+      const response = this.#responses[i];
+      if (response === undefined) break;
       figures?.durations.observe(this.#commands[i], (now - this.#startedAt[i]) / 1000);
-      this.#traced[i]?.finish(response, now);
+      const traced = this.#traced[i];
+      if (traced !== undefined) {
+        traced.finish(response, now);
+        this.#traced[i] = undefined;
+      }
       this.#responses[i] = undefined;
-      this.#traced[i] = undefined;
-      this.#head = i + 1;
     }
-    if (this.#head === this.#tail) {
+    if (i === tail) {
       // Everything written: start the arrays over, keeping their storage.
-      this.#base += this.#tail;
+      this.#base += tail;
       this.#head = this.#tail = 0;
+    } else {
+      this.#head = i;
     }
   }
 
@@ -292,12 +299,13 @@ export class StreamInstrumentation {
  */
 export async function createInstrumentation(options: {
   metrics: boolean;
-  tracing: TracingConfig | null;
+  /** Absent when tracing is off. */
+  tracing?: TracingConfig;
   serviceVersion?: string;
 }): Promise<Instrumentation | null> {
-  if (!options.metrics && options.tracing === null) return null;
+  if (!options.metrics && options.tracing === undefined) return null;
   let tracer: RequestTracer | null = null;
-  if (options.tracing !== null) {
+  if (options.tracing !== undefined) {
     const { startTracing } = await import('./tracing.js');
     tracer = startTracing({ ...options.tracing, serviceVersion: options.serviceVersion });
   }

@@ -30,6 +30,12 @@ export const requests = {
   subscribe: (topic: string) => command('subscribe', { topic }),
   unsubscribe: (topic: string, id: number) => command('unsubscribe', { topic, id }),
   publish: (topic: string, ...data: KvValue[]) => command('publish', { topic, data: data.map(toValue) }),
+  hlen: (table: string) => command('hlen', { table }),
+  /** One page of `table`; `count` 0 (the default) means the server's default page size. */
+  hscan: (table: string, cursor = '', count = 0) => command('hscan', { table, cursor, count }),
+  /** One page of the table names; `count` 0 (the default) means the server's default page size. */
+  tables: (cursor = '', count = 0) => command('tables', { cursor, count }),
+  hdrop: (table: string) => command('hdrop', { table }),
 } satisfies { [C in CommandName]: (...args: never[]) => CommandRequest };
 
 function toPairs(pairs: Iterable<readonly [string, KvValue]> | Record<string, KvValue>): Kvpair[] {
@@ -48,6 +54,11 @@ export function okValues(values: Value[]): CommandResponse {
 /** A 200 response carrying `pairs`. */
 export function okPairs(pairs: Kvpair[]): CommandResponse {
   return { status: 200, message: '', values: NO_VALUES, pairs };
+}
+
+/** A 200 response of a paging command: the next cursor in `values`, the page in `pairs`. */
+export function okPage(cursor: Value, pairs: Kvpair[]): CommandResponse {
+  return { status: 200, message: '', values: [cursor], pairs };
 }
 
 /** A 200 response with nothing in it. */

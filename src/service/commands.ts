@@ -4,10 +4,10 @@
  * promise only when the store does.
  */
 import type { CommandRequest, CommandResponse, Kvpair, Value } from '../protocol/generated/abi.js';
-import { ok, okPairs, okValues, type CommandArgs, type CommandName } from '../protocol/requests.js';
+import { ok, okPage, okPairs, okValues, type CommandArgs, type CommandName } from '../protocol/requests.js';
 import { EMPTY_VALUE } from '../protocol/values.js';
 import { errors } from '../errors.js';
-import { isPromise, type Entry, type MaybePromise, type Store } from '../storage/store.js';
+import { isPromise, type Entry, type MaybePromise, type Page, type Store, type TableInfo } from '../storage/store.js';
 import type { PubSub, SubscriberContext } from './pubsub.js';
 import type { StreamInstrumentation } from '../observability/instrumentation.js';
 
@@ -18,6 +18,13 @@ export interface CommandContext {
   readonly maxKeysPerCommand: number;
   /** The stream the request arrived on; only SUBSCRIBE uses it. */
   readonly stream: SubscriberContext | undefined;
+  /** Which transport the request came in on (`resp` for the RESP listener); absent for in-process callers. */
+  readonly transport?: string;
+  /**
+   * Told how many subscriptions a PUBLISH reached (the protobuf response carries no count; a RESP
+   * PUBLISH replies with it).
+   */
+  readonly onPublished?: (receivers: number) => void;
   /** The stream's metrics and tracing; `null` when both are off or the caller is in-process. */
   readonly instrumentation: StreamInstrumentation | null;
 }
@@ -33,6 +40,32 @@ const orEmpty = (v: Value | undefined): Value => v ?? EMPTY_VALUE;
 const valuesOrEmpty = (vs: (Value | undefined)[]): CommandResponse => okValues(vs.map(orEmpty));
 const one = (v: Value | undefined): CommandResponse => okValues([orEmpty(v)]);
 const bool = (b: boolean): Value => ({ value: { $case: 'bool', value: b } });
+const integer = (n: number): Value => ({ value: { $case: 'integer', value: BigInt(n) } });
+const string = (s: string): Value => ({ value: { $case: 'string', value: s } });
+
+/** Entries per HSCAN or TABLES page when the request says 0. */
+export const DEFAULT_PAGE_SIZE = 100;
+/** Most entries one HSCAN or TABLES page may ask for. */
+export const MAX_PAGE_SIZE = 10_000;
+
+/** The page size a paging request asks for: 0 means the default; more than the maximum is a 400. */
+function pageSize(count: number): number {
+  if (count === 0) return DEFAULT_PAGE_SIZE;
+  if (count > MAX_PAGE_SIZE) throw errors.pageTooLarge(count, MAX_PAGE_SIZE);
+  return count;
+}
+
+/** A page as a response: the next cursor in `values`, the page in `pairs`. */
+function scanPage(page: Page<Entry>): CommandResponse {
+  return okPage(string(page.cursor), page.items.map(toKvpair));
+}
+
+function tablesPage(page: Page<TableInfo>): CommandResponse {
+  return okPage(
+    string(page.cursor),
+    page.items.map((t) => ({ key: t.name, value: integer(t.keys) })),
+  );
+}
 
 function checkKeyCount(count: number, ctx: CommandContext): void {
   if (count > ctx.maxKeysPerCommand) throw errors.tooManyKeys(count, ctx.maxKeysPerCommand);
@@ -95,17 +128,22 @@ const handlers: { [C in CommandName]: Handler<C> } = {
   },
   subscribe: ({ topic }, { pubsub, stream }) => {
     if (stream === undefined) throw errors.invalidCommand('SUBSCRIBE needs a stream to deliver messages on');
-    const id = pubsub.subscribe(topic, stream);
-    return okValues([{ value: { $case: 'integer', value: BigInt(id) } }]);
+    return map(pubsub.subscribe(topic, stream), (id) => okValues([{ value: { $case: 'integer', value: BigInt(id) } }]));
   },
-  unsubscribe: ({ topic, id }, { pubsub }) => {
-    if (!pubsub.unsubscribe(topic, id)) throw errors.subscriptionNotFound(topic, id);
-    return ok();
-  },
-  publish: ({ topic, data }, { pubsub }) => {
-    pubsub.publish(topic, data);
-    return ok();
-  },
+  unsubscribe: ({ topic, id }, { pubsub }) =>
+    map(pubsub.unsubscribe(topic, id), (found) => {
+      if (!found) throw errors.subscriptionNotFound(topic, id);
+      return ok();
+    }),
+  publish: ({ topic, data }, { pubsub, onPublished }) =>
+    map(pubsub.publish(topic, data), (receivers) => {
+      onPublished?.(receivers);
+      return ok();
+    }),
+  hlen: ({ table }, { store }) => map(store.len(table), (n) => okValues([integer(n)])),
+  hscan: ({ table, cursor, count }, { store }) => map(store.scan(table, cursor, pageSize(count)), scanPage),
+  tables: ({ cursor, count }, { store }) => map(store.tables(cursor, pageSize(count)), tablesPage),
+  hdrop: ({ table }, { store }) => map(store.drop(table), (n) => okValues([integer(n)])),
 };
 
 /** Runs one request against the store. Throws (or rejects) with a `KvError` for a bad request. */

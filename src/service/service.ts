@@ -21,12 +21,15 @@ import { dispatch, type CommandContext } from './commands.js';
 import { Hooks, type HookName, type HookSignatures } from './hooks.js';
 import { PubSub, type SubscriberContext } from './pubsub.js';
 import type { Instrumentation, StreamOrigin } from '../observability/instrumentation.js';
+import type { Broker } from './broker.js';
 
 export interface ServiceOptions {
   store: Store;
   logger?: Logger;
   /** Most keys (or pairs) one multi-key command may name. Default 100,000. */
   maxKeysPerCommand?: number;
+  /** Where published messages go; default: this process only (see broker.ts). */
+  broker?: Broker;
   /** Metrics and tracing; absent when both are off. */
   instrumentation?: Instrumentation | null;
 }
@@ -35,7 +38,7 @@ export const DEFAULT_MAX_KEYS_PER_COMMAND = 100_000;
 
 export class Service {
   readonly store: Store;
-  readonly pubsub = new PubSub();
+  readonly pubsub: PubSub;
   readonly logger: Logger;
   readonly #hooks = new Hooks();
   /** Most keys (or pairs, or published values) one request may name. */
@@ -48,6 +51,7 @@ export class Service {
 
   constructor(options: ServiceOptions) {
     this.store = options.store;
+    this.pubsub = new PubSub(options.broker);
     this.logger = options.logger ?? silentLogger();
     this.maxKeysPerCommand = options.maxKeysPerCommand ?? DEFAULT_MAX_KEYS_PER_COMMAND;
     this.instrumentation = options.instrumentation ?? null;
@@ -107,19 +111,20 @@ export class Service {
   /** Ends every subscription, then closes the store. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.pubsub.endAll();
+      await this.pubsub.close();
       await this.store.close();
     })();
     return this.#closing;
   }
 
   /**
-   * The context for requests arriving on `stream` through `origin`; create it once per stream, not
-   * per request. Requests on a context without an origin (in-process callers) are not instrumented.
+   * The context for requests arriving on `stream` through `origin` (its transport and listener
+   * port); create it once per stream, not per request. Requests on a context without an origin
+   * (in-process callers) are not instrumented.
    */
   contextFor(stream: SubscriberContext | undefined, origin?: StreamOrigin): CommandContext {
     const instrumentation = origin === undefined || this.instrumentation === null ? null : this.instrumentation.stream(origin);
-    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, stream, instrumentation };
+    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, stream, transport: origin?.transport, instrumentation };
   }
 
   #failed(err: unknown): CommandResponse {

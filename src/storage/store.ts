@@ -6,6 +6,9 @@
  * or asynchronously (a promise): the memory store never allocates a promise, the persistent store
  * reads synchronously and returns a promise only for writes, which resolve once durable.
  * Callers must accept both (see `isPromise`).
+ *
+ * Read your writes: a read issued after a write was called — even before that write's promise
+ * resolved — sees it, on every store and through every read method.
  */
 import type { Value } from '../protocol/generated/abi.js';
 
@@ -16,6 +19,18 @@ export type MaybePromise<T> = T | Promise<T>;
 export interface Entry {
   readonly key: string;
   readonly value: Value;
+}
+
+/** One page of a cursor-based listing; `cursor` is "" when the listing is complete. */
+export interface Page<T> {
+  readonly items: T[];
+  readonly cursor: string;
+}
+
+/** A table's name and its number of keys. */
+export interface TableInfo {
+  readonly name: string;
+  readonly keys: number;
 }
 
 export interface Store {
@@ -38,13 +53,27 @@ export interface Store {
   getAll(table: string): MaybePromise<Entry[]>;
   /** Iterates `table` without loading it whole. */
   iterate(table: string): Iterable<Entry> | AsyncIterable<Entry>;
+  /** Number of keys in `table` (0 when missing), in O(1) or O(log n). */
+  len(table: string): MaybePromise<number>;
+  /**
+   * One page of `table` starting at `cursor` ("" to start): at most `count` entries (count >= 1,
+   * already validated by the caller) and the cursor of the next page ("" when done). A key present
+   * for the whole scan is returned at least once; a key absent for the whole scan never. A full
+   * scan costs O(n log n) or less and no page loads the whole table. A malformed cursor throws
+   * the 400 error `errors.invalidCursor(...)` (errors.ts).
+   */
+  scan(table: string, cursor: string, count: number): MaybePromise<Page<Entry>>;
+  /** One page of the names of non-empty tables with their key counts; same paging rules. */
+  tables(cursor: string, count: number): MaybePromise<Page<TableInfo>>;
+  /** Removes the whole table atomically; resolves to the number of keys removed (0 when missing). */
+  drop(table: string): MaybePromise<number>;
   /** Waits for pending writes, then releases the store. Later calls fail. */
   close(): Promise<void>;
   /**
-   * Optional: whether the store can serve requests now (e.g. its engine is reachable), asked by
-   * the readiness probe (`/readyz`). A store without it is ready while open.
+   * Whether the store can serve requests right now, for readiness checks. Optional: a store
+   * without it is ready while open. A networked store answers from its latest health probe.
    */
-  health?(): MaybePromise<StoreHealth>;
+  healthy?(): boolean;
   /** Optional: the number of keys over every table, for the `protokv_store_keys` gauge; called on each scrape, so cheap. */
   keyCount?(): MaybePromise<number>;
 }
@@ -57,13 +86,6 @@ export interface Store {
 export interface CommitObserver<Tag = unknown> {
   queued(): Tag;
   committed(startedAt: number, endedAt: number, writes: readonly Tag[], failed: boolean): void;
-}
-
-/** What a store's `health()` reports. */
-export interface StoreHealth {
-  readonly healthy: boolean;
-  /** What is wrong, when something is. */
-  readonly detail?: string;
 }
 
 /** True for promises (and other thenables) — the cheap test the hot path uses. */

@@ -48,14 +48,13 @@ export class ProtokvServer {
   /** Every accepted TCP socket, including TLS ones still handshaking, so shutdown can end them all. */
   readonly #sockets = new Set<net.Socket>();
   #closing: Promise<void> | undefined;
-  /** The transport of accepted connections, and the origins of the streams they carry (set once bound). */
-  readonly #transport: TransportName;
-  #origin: StreamOrigin | undefined;
+  /** Where accepted connections come from, and the streams they carry (the same, or yamux); set once bound. */
+  #connectionOrigin: StreamOrigin | undefined;
+  #streamOrigin: StreamOrigin | undefined;
 
   private constructor(options: ServerOptions) {
     this.#options = options;
     this.#service = options.service;
-    this.#transport = options.tls ? 'tls' : 'tcp';
     const onConnection = (socket: Duplex): void => this.#accept(socket);
     if (options.tls) {
       const server = tls.createServer({ ...serverTlsOptions(options.tls), allowHalfOpen: true });
@@ -83,7 +82,9 @@ export class ProtokvServer {
       server.#server.once('error', reject);
       server.#server.listen(options.port ?? DEFAULT_PORT, options.host ?? DEFAULT_HOST, () => {
         server.#server.off('error', reject);
-        server.#origin = { transport: options.mux === 'yamux' ? 'yamux' : server.#transport, port: server.address().port };
+        const port = server.address().port;
+        server.#connectionOrigin = { transport: options.tls ? 'tls' : 'tcp', port };
+        server.#streamOrigin = options.mux === 'yamux' ? { transport: 'yamux', port } : server.#connectionOrigin;
         resolve();
       });
     });
@@ -130,7 +131,17 @@ export class ProtokvServer {
     return this.#closing;
   }
 
-  #accept(socket: Duplex): void {
+  /**
+   * Serves a connection that arrived through another listener (a WebSocket on the HTTP listener)
+   * as one stream, under this server's connection limit and graceful shutdown. `origin` labels its
+   * metrics and traces: its transport and the port of the listener it came through.
+   */
+  adopt(stream: Duplex, origin: StreamOrigin = { transport: 'websocket', port: 0 }): void {
+    this.#accept(stream, origin);
+  }
+
+  /** `adopted`: the origin of a connection from another listener, served as one stream. */
+  #accept(socket: Duplex, adopted?: StreamOrigin): void {
     const options = this.#options;
     const logger = this.#service.logger;
     const instrumentation = this.#service.instrumentation;
@@ -147,7 +158,7 @@ export class ProtokvServer {
       refuse(socket, errors.limitReached(`too many connections (maximum ${max})`));
       return;
     }
-    const transport = this.#transport;
+    const transport: TransportName = (adopted ?? this.#connectionOrigin!).transport;
     this.#connections.add(socket);
     instrumentation?.connectionOpened(transport);
     socket.once('close', () => {
@@ -160,19 +171,18 @@ export class ProtokvServer {
         socket.destroy();
       });
     }
-    if (options.mux === 'yamux') {
+    if (adopted === undefined && options.mux === 'yamux') {
       const session = new YamuxSession(socket, 'server');
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
       session.on('error', (err) => logger.debug({ err }, 'yamux session error'));
-      session.on('stream', (stream) => this.#serve(stream));
+      session.on('stream', (stream) => this.#serve(stream, this.#streamOrigin!));
     } else {
-      this.#serve(socket);
+      this.#serve(socket, adopted ?? this.#streamOrigin!);
     }
   }
 
-  #serve(stream: Duplex): void {
-    const origin = this.#origin!;
+  #serve(stream: Duplex, origin: StreamOrigin): void {
     const served = serveStream(stream, this.#service, this.#options, origin);
     this.#streams.add(served);
     // A yamux stream counts as a connection of its own, on top of the connection carrying it.

@@ -250,7 +250,7 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
     const bytes = frame ?? encodeResponseFrame(response);
     this.#batch.push(bytes);
     this.#batchBytes += bytes.length;
-    if (this.#instrumentation !== null || this.#service.wantsSentNotice) this.#batchResponses.push(response);
+    if (this.#service.wantsSentNotice) this.#batchResponses.push(response);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       process.nextTick(this.#flush);
@@ -271,9 +271,8 @@ class StreamServer implements ServedStream, SubscriberContext, SubscriptionSink 
     const bytes = this.#batchBytes;
     const done = (err?: Error | null): void => {
       this.#written(count);
-      if (err != null || responses === undefined) return;
-      this.#instrumentation?.written(bytes, responses);
-      for (const r of responses) this.#service.responseSent(r);
+      if (err == null && this.#instrumentation !== null) this.#instrumentation.written(bytes);
+      if (err == null && responses !== undefined) for (const r of responses) this.#service.responseSent(r);
     };
     if (count === 1) stream.write(batch[0], done);
     else if (this.#batchBytes <= MAX_JOINED_BATCH) stream.write(Buffer.concat(batch, this.#batchBytes), done);

@@ -10,6 +10,7 @@ import { requests } from '../../src/protocol/requests.js';
 import type { KvValue } from '../../src/protocol/values.js';
 import { decodeRequest, encodeRequest } from '../../src/protocol/wire.js';
 import { DEFAULT_MAX_KEYS_PER_COMMAND } from '../../src/service/service.js';
+import { MAX_PAGE_SIZE } from '../../src/service/commands.js';
 import type { Rand } from './random.js';
 
 export const GZIP_BIT = 0x8000_0000;
@@ -238,6 +239,7 @@ export type Expectation =
 const OK = [200];
 const OK_OR_NOT_FOUND = [200, 404];
 const INVALID = [400];
+const OK_OR_INVALID = [200, 400];
 
 /** Predicts the answer to a request payload as the server will decode it. */
 export function classifyPayload(payload: Uint8Array, maxKeys = DEFAULT_MAX_KEYS_PER_COMMAND): Expectation {
@@ -264,6 +266,11 @@ export function classifyPayload(payload: Uint8Array, maxKeys = DEFAULT_MAX_KEYS_
       return reply(data.value.keys.length > maxKeys ? INVALID : OK);
     case 'hmset':
       return reply(data.value.pairs.length > maxKeys ? INVALID : OK);
+    case 'hscan':
+    case 'tables':
+      // A mutated cursor is almost always malformed, but may by chance be one the store accepts.
+      if (data.value.count > MAX_PAGE_SIZE) return reply(INVALID);
+      return reply(data.value.cursor === '' ? OK : OK_OR_INVALID);
     default:
       return reply(OK);
   }

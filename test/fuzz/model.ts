@@ -96,6 +96,16 @@ export class StoreModel {
         return fail(404);
       case 'subscribe':
         throw new Error('the model does not run subscriptions');
+      case 'hlen':
+        return ok([['integer', BigInt(this.tables.get(data.value.table)?.size ?? 0)]]);
+      case 'hdrop': {
+        const n = this.tables.get(data.value.table)?.size ?? 0;
+        this.tables.delete(data.value.table);
+        return ok([['integer', BigInt(n)]]);
+      }
+      case 'hscan':
+      case 'tables':
+        throw new Error('the model does not page (page contents depend on the store)');
     }
   }
 

@@ -1,8 +1,12 @@
-/** Every transport the end-to-end suites run over: TCP and mutual TLS, each plain or multiplexed with yamux. */
+/**
+ * Every transport the end-to-end suites run over: TCP and mutual TLS, each plain or multiplexed
+ * with yamux, and WebSocket, plain and over mutual TLS.
+ */
 import { after, before, describe } from 'node:test';
 import type { KvClient } from '../../src/client/client.js';
 import { makeTlsFixture } from './certs.js';
 import { startServer, type Running } from './server.js';
+import { startWebSocketServer } from './websocket.js';
 
 /** A server on a fresh mutual-TLS setup: certificates generated for this run only. */
 export async function startMtlsServer(
@@ -29,6 +33,8 @@ export const TRANSPORTS: Record<string, () => Promise<Running>> = {
   'mutual TLS': () => startMtlsServer(),
   yamux: () => startServer({ mux: 'yamux' }, { mux: 'yamux' }),
   'yamux over mutual TLS': () => startMtlsServer({ mux: 'yamux' }, { mux: 'yamux' }),
+  websocket: () => startWebSocketServer(),
+  'websocket over mutual TLS': () => startWebSocketServer({ mtls: true }),
 };
 
 /** What a suite over one transport works with; set before its first test. */

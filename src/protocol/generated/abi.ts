@@ -26,6 +26,12 @@ export interface CommandRequest {
     | { $case: "subscribe"; value: Subscribe }
     | { $case: "unsubscribe"; value: Unsubscribe }
     | { $case: "publish"; value: Publish }
+    | //
+    /** protokv's extensions (SPEC 1.5): a client that never sends them never sees them. */
+    { $case: "hlen"; value: Hlen }
+    | { $case: "hscan"; value: Hscan }
+    | { $case: "tables"; value: Tables }
+    | { $case: "hdrop"; value: Hdrop }
     | undefined;
 }
 
@@ -113,6 +119,29 @@ export interface Publish {
   data: Value[];
 }
 
+/** Number of keys of a table. */
+export interface Hlen {
+  table: string;
+}
+
+/** One page of a table: start with cursor ""; count 0 means 100. */
+export interface Hscan {
+  table: string;
+  cursor: string;
+  count: number;
+}
+
+/** One page of the names of non-empty tables, with their key counts. */
+export interface Tables {
+  cursor: string;
+  count: number;
+}
+
+/** Removes a whole table atomically. */
+export interface Hdrop {
+  table: string;
+}
+
 function createBaseCommandRequest(): CommandRequest {
   return { requestData: undefined };
 }
@@ -155,6 +184,18 @@ export const CommandRequest: MessageFns<CommandRequest> = {
         break;
       case "publish":
         Publish.encode(message.requestData.value, writer.uint32(98).fork()).join();
+        break;
+      case "hlen":
+        Hlen.encode(message.requestData.value, writer.uint32(106).fork()).join();
+        break;
+      case "hscan":
+        Hscan.encode(message.requestData.value, writer.uint32(114).fork()).join();
+        break;
+      case "tables":
+        Tables.encode(message.requestData.value, writer.uint32(122).fork()).join();
+        break;
+      case "hdrop":
+        Hdrop.encode(message.requestData.value, writer.uint32(130).fork()).join();
         break;
     }
     return writer;
@@ -267,6 +308,38 @@ export const CommandRequest: MessageFns<CommandRequest> = {
             }
 
             message.requestData = { $case: "publish", value: Publish.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.requestData = { $case: "hlen", value: Hlen.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.requestData = { $case: "hscan", value: Hscan.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.requestData = { $case: "tables", value: Tables.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.requestData = { $case: "hdrop", value: Hdrop.decode(reader, reader.uint32()) };
             continue;
           }
         }
@@ -1160,6 +1233,223 @@ export const Publish: MessageFns<Publish> = {
             }
 
             message.data.push(Value.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseHlen(): Hlen {
+  return { table: "" };
+}
+
+export const Hlen: MessageFns<Hlen> = {
+  encode(message: Hlen, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.table !== "") {
+      writer.uint32(10).string(message.table);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Hlen {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHlen();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.table = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseHscan(): Hscan {
+  return { table: "", cursor: "", count: 0 };
+}
+
+export const Hscan: MessageFns<Hscan> = {
+  encode(message: Hscan, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.table !== "") {
+      writer.uint32(10).string(message.table);
+    }
+    if (message.cursor !== "") {
+      writer.uint32(18).string(message.cursor);
+    }
+    if (message.count !== 0) {
+      writer.uint32(24).uint32(message.count);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Hscan {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHscan();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.table = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.cursor = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseTables(): Tables {
+  return { cursor: "", count: 0 };
+}
+
+export const Tables: MessageFns<Tables> = {
+  encode(message: Tables, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cursor !== "") {
+      writer.uint32(10).string(message.cursor);
+    }
+    if (message.count !== 0) {
+      writer.uint32(16).uint32(message.count);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Tables {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTables();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cursor = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseHdrop(): Hdrop {
+  return { table: "" };
+}
+
+export const Hdrop: MessageFns<Hdrop> = {
+  encode(message: Hdrop, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.table !== "") {
+      writer.uint32(10).string(message.table);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Hdrop {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHdrop();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.table = reader.string();
             continue;
           }
         }

@@ -1,0 +1,154 @@
+/**
+ * `GET /ws` (SPEC §6): protokv over WebSocket, for browsers. Each binary message carries one
+ * frame, header included, and one WebSocket connection is one protokv stream, handed to the
+ * protokv server like any TCP connection (`ProtokvServer.adopt`), so every command, pipelining,
+ * subscriptions, limits and statuses behave exactly as on TCP.
+ *
+ * Beyond TCP, a WebSocket connection is refused before the upgrade (403) when a web page from
+ * another site opened it: its `Origin` must be the console's own origin or one listed in
+ * `http.allowed_origins`. A text message closes the connection with 1003, a message larger than
+ * the maximum frame size with 1009.
+ */
+import type { IncomingMessage } from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { DEFAULT_MAX_FRAME_SIZE } from '../codec/frame.js';
+import { isLoopbackHost, normalizeOrigin } from '../config.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { CloseCode, WebSocketStream } from './websocket-stream.js';
+
+/** The path the endpoint answers on. */
+export const WEBSOCKET_PATH = '/ws';
+
+/** Who may open a WebSocket: the rule behind the `Origin` check. */
+export interface OriginPolicy {
+  /** Origins allowed besides the console's own, normalized (`normalizeOrigin`). */
+  allowedOrigins: Iterable<string>;
+  /** The listener serves HTTPS, so the console's own origin is `https://` + Host. */
+  secure: boolean;
+  /**
+   * The listener is bound to a loopback address. Its own origin must then name a loopback host:
+   * a page from a name that merely resolves to 127.0.0.1 (DNS rebinding) is another site.
+   */
+  loopback: boolean;
+}
+
+/**
+ * Why a WebSocket upgrade is refused, or `undefined` when it is allowed. A request without an
+ * `Origin` header does not come from a web page (browsers always send one on WebSocket
+ * upgrades), so it is not a cross-site request and is allowed, like a TCP connection.
+ */
+export function originRefusal(origin: string | undefined, host: string | undefined, policy: OriginPolicy): string | undefined {
+  if (origin === undefined) return undefined;
+  const normalized = normalizeOrigin(origin);
+  if (normalized !== undefined) {
+    for (const allowed of policy.allowedOrigins) if (allowed === normalized) return undefined;
+    const own = host === undefined ? undefined : normalizeOrigin(`${policy.secure ? 'https' : 'http'}://${host}`);
+    if (own !== undefined && own === normalized && (!policy.loopback || isLoopbackHost(new URL(own).hostname))) return undefined;
+  }
+  return `Origin ${origin} may not open ${WEBSOCKET_PATH}: it is not this console's origin nor listed in http.allowed_origins`;
+}
+
+export interface WebSocketEndpointOptions extends OriginPolicy {
+  /** Serves each accepted connection as one protokv stream (normally `ProtokvServer.adopt`). */
+  accept(stream: Duplex): void;
+  /** Largest frame accepted; a larger message closes the connection with 1009. Default 64 MiB. */
+  maxFrameSize?: number;
+  /** Close connections idle this long (ms); 0 disables. Default 0. */
+  idleTimeoutMs?: number;
+  logger?: Logger;
+}
+
+/** The `/ws` endpoint: hand it the HTTP listener's `upgrade` events. */
+export class WebSocketEndpoint {
+  readonly #options: WebSocketEndpointOptions;
+  readonly #logger: Logger;
+  readonly #wss: WebSocketServer;
+  readonly #allowed: ReadonlySet<string>;
+  readonly #streams = new Set<WebSocketStream>();
+  #closing = false;
+
+  constructor(options: WebSocketEndpointOptions) {
+    this.#options = options;
+    this.#logger = options.logger ?? silentLogger();
+    this.#allowed = new Set(options.allowedOrigins);
+    const policy: OriginPolicy = { allowedOrigins: this.#allowed, secure: options.secure, loopback: options.loopback };
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      // A message is one frame: its 4-byte header and a payload of at most the maximum frame size.
+      maxPayload: (options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE) + 4,
+      // Frames over 1436 bytes are gzip already; deflating again would cost CPU for nothing.
+      perMessageDeflate: false,
+      verifyClient: (info: { origin: string | undefined; req: IncomingMessage }, callback) => {
+        const refusal = originRefusal(info.req.headers.origin, info.req.headers.host, policy);
+        if (refusal === undefined) {
+          callback(true);
+          return;
+        }
+        this.#logger.warn({ origin: info.req.headers.origin, host: info.req.headers.host }, 'WebSocket refused: origin not allowed');
+        callback(false, 403, refusal);
+      },
+    });
+  }
+
+  /** Connections open right now. */
+  get connectionCount(): number {
+    return this.#streams.size;
+  }
+
+  /** Handles an HTTP `upgrade` event: `/ws` becomes a protokv stream, anything else a 404. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (pathOf(req.url) !== WEBSOCKET_PATH) {
+      refuseUpgrade(socket, 404, `No WebSocket endpoint at ${pathOf(req.url)}; protokv answers on ${WEBSOCKET_PATH}`);
+      return;
+    }
+    if (this.#closing) {
+      refuseUpgrade(socket, 503, 'The server is shutting down');
+      return;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, socket));
+  }
+
+  /**
+   * Stops accepting upgrades; open connections end with 1001 (going away) once the protokv
+   * server's shutdown has drained them.
+   */
+  close(): void {
+    this.#closing = true;
+    for (const stream of this.#streams) stream.setCloseStatus(CloseCode.GOING_AWAY, 'server shutting down');
+  }
+
+  #onConnection(ws: WebSocket, socket: Duplex): void {
+    const raw = socket instanceof net.Socket ? socket : undefined;
+    const stream = new WebSocketStream(ws, { socket: raw });
+    if (this.#closing) stream.setCloseStatus(CloseCode.GOING_AWAY, 'server shutting down');
+    this.#streams.add(stream);
+    stream.once('close', () => this.#streams.delete(stream));
+    const idle = this.#options.idleTimeoutMs;
+    if (idle && raw !== undefined) {
+      raw.setTimeout(idle, () => {
+        this.#logger.info({ idleTimeoutMs: idle }, 'idle timeout; closing the WebSocket connection');
+        stream.destroy();
+      });
+    }
+    this.#options.accept(stream);
+  }
+}
+
+function pathOf(url: string | undefined): string {
+  const path = (url ?? '/').split('?', 1)[0];
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path;
+}
+
+/** Answers an upgrade request we will not serve with a plain HTTP error, then closes. */
+function refuseUpgrade(socket: Duplex, status: number, text: string): void {
+  const reason = status === 404 ? 'Not Found' : 'Service Unavailable';
+  socket.on('error', () => {});
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+  );
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
