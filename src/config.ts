@@ -189,7 +189,7 @@ export const SETTINGS = {
     placeholder: 'HOST:PORT|off',
     group: 'http',
     description:
-      'Address of the HTTP listener (/healthz, /readyz, /metrics, /ws); HTTPS with the TLS settings above; off disables it. ' +
+      'Address of the HTTP listener (/healthz, /readyz, /metrics); HTTPS with the TLS settings above; off disables it. ' +
       'Same loopback rule as --listen',
   },
   metrics: {

@@ -190,8 +190,11 @@ async function start(config: ServerConfig, logger: Logger): Promise<Running> {
   readiness.ready();
   return {
     async close() {
-      // Load balancers learn first, while requests in flight are still being answered.
+      // Load balancers learn first, while requests in flight are still being answered. The HTTP
+      // listener answers until the end, but it alone must not keep a stopping process alive (were
+      // the store never to finish closing).
       readiness.stopping();
+      http?.unref();
       // The RESP listener finishes first: the protobuf listener's close also closes the store.
       await resp?.close();
       await server.close();

@@ -50,6 +50,7 @@ export class HttpListener {
   /** Every open connection, so that `close` can end them. */
   readonly #sockets = new Set<Socket>();
   #closing: Promise<void> | undefined;
+  #unref = false;
 
   private constructor(options: HttpListenerOptions) {
     this.#logger = options.logger;
@@ -68,6 +69,7 @@ export class HttpListener {
     this.#server.requestTimeout = REQUEST_TIMEOUT_MS;
     this.#server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     this.#server.on('connection', (socket: Socket) => {
+      if (this.#unref) socket.unref();
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
@@ -135,6 +137,17 @@ export class HttpListener {
     if (this.#upgrades.has(path)) throw new Error(`upgrades at ${path} are already handled`);
     this.#upgrades.set(path, handler);
     return this;
+  }
+
+  /**
+   * Keeps serving, but no longer keeps the process alive by itself (its listening socket and
+   * connections stop holding the event loop open): for the time of a shutdown, when the process
+   * must be able to end even if some other part never finishes closing.
+   */
+  unref(): void {
+    this.#unref = true;
+    this.#server.unref();
+    for (const socket of this.#sockets) socket.unref();
   }
 
   /**
