@@ -73,6 +73,8 @@ export class RespConnection implements ClientState {
   #peakReply = 0;
   /** A command is running (CLIENT LIST counts its arguments as query buffer). */
   #executing = false;
+  /** Set while a command holds the connection (see `hold`). */
+  #held: Promise<unknown> | undefined;
 
   constructor(socket: net.Socket, id: number, server: RespContext) {
     this.#socket = socket;
@@ -152,6 +154,19 @@ export class RespConnection implements ClientState {
     else message(out);
     this.#queuedMessages++;
     this.#scheduleFlush();
+  }
+
+  hold(until: Promise<unknown>): void {
+    const held = until.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#held = held;
+    void held.then(() => {
+      if (this.#held !== held) return;
+      this.#held = undefined;
+      this.#maybeResume();
+    });
   }
 
   describe(): string {
@@ -424,10 +439,14 @@ export class RespConnection implements ClientState {
     if (this.#overLimit()) this.#pause();
   }
 
-  /** Too many replies awaited, or too many bytes unsent (buffered here or in the socket). */
+  /** Held by a command, too many replies awaited, or too many bytes unsent (buffered here or in the socket). */
   #overLimit(): boolean {
     const limits = this.#server.limits;
-    return this.#awaiting >= limits.maxPendingResponses || this.#socket.writableLength + this.#out.size >= limits.maxOutputBytes;
+    return (
+      this.#held !== undefined ||
+      this.#awaiting >= limits.maxPendingResponses ||
+      this.#socket.writableLength + this.#out.size >= limits.maxOutputBytes
+    );
   }
 
   #pause(): void {

@@ -3,9 +3,9 @@
  * sockets or frames; a transport hands it decoded requests and sends what it returns.
  *
  * Transport contract, per request:
- * 0. once per stream, `const ctx = service.contextFor(stream, origin)` (`origin`: its transport
- *    and port, for metrics and tracing; see `observability/instrumentation.ts` for what a
- *    transport reports to `ctx.instrumentation`);
+ * 0. once per stream, `const ctx = service.contextFor(stream, origin, maxFrameSize)` (`origin`: its
+ *    transport and port, for metrics and tracing; see `observability/instrumentation.ts` for what
+ *    a transport reports to `ctx.instrumentation`);
  * 1. `const res = service.execute(request, ctx)` — a response, or a promise of one when the
  *    store answers asynchronously; it has already passed `beforeResponseSend`.
  * 2. write the response, and once the write has completed call `service.responseSent(res)` (the
@@ -17,11 +17,12 @@ import type { CommandRequest, CommandResponse } from '../protocol/generated/abi.
 import { errorResponse, toKvError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { isPromise, type MaybePromise, type Store } from '../storage/store.js';
-import { dispatch, type CommandContext } from './commands.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../codec/frame.js';
+import { dispatch, type CommandContext, type RequestStream } from './commands.js';
 import { Hooks, type HookName, type HookSignatures } from './hooks.js';
-import { PubSub, type SubscriberContext } from './pubsub.js';
-import type { Instrumentation, StreamOrigin } from '../observability/instrumentation.js';
+import { PubSub } from './pubsub.js';
 import type { Broker } from './broker.js';
+import type { Instrumentation, StreamOrigin } from '../observability/instrumentation.js';
 
 export interface ServiceOptions {
   store: Store;
@@ -120,11 +121,20 @@ export class Service {
   /**
    * The context for requests arriving on `stream` through `origin` (its transport and listener
    * port); create it once per stream, not per request. Requests on a context without an origin
-   * (in-process callers) are not instrumented.
+   * (in-process callers) are not instrumented. `maxResponseBytes` is the stream's maximum frame
+   * size (default 64 MiB): no response it is sent may be larger.
    */
-  contextFor(stream: SubscriberContext | undefined, origin?: StreamOrigin): CommandContext {
+  contextFor(stream: RequestStream | undefined, origin?: StreamOrigin, maxResponseBytes = DEFAULT_MAX_FRAME_SIZE): CommandContext {
     const instrumentation = origin === undefined || this.instrumentation === null ? null : this.instrumentation.stream(origin);
-    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, stream, transport: origin?.transport, instrumentation };
+    return {
+      store: this.store,
+      pubsub: this.pubsub,
+      maxKeysPerCommand: this.maxKeysPerCommand,
+      maxResponseBytes,
+      stream,
+      transport: origin?.transport,
+      instrumentation,
+    };
   }
 
   #failed(err: unknown): CommandResponse {
