@@ -21,6 +21,7 @@ import { tempDir } from './helpers/stores.js';
 import { get } from './helpers/http.js';
 import { RawResp } from './helpers/resp.js';
 import { RespServer } from '../src/resp/server.js';
+import { readFile } from 'node:fs/promises';
 import { until } from './helpers/wait.js';
 
 /** Scrapes until `check` passes (figures of a write land when its callback runs), then returns the samples. */
@@ -347,5 +348,26 @@ describe('the exposition of precounted histograms', () => {
     assert.ok(lines.includes('protokv_command_duration_seconds_sum{command="HGET"} 42.0032'));
     assert.ok(lines.includes('protokv_command_duration_seconds_count{command="HGET"} 3'));
     assert.equal(lines.length, 17 + 1 + 2, 'one series: the commands never observed are left out');
+  });
+});
+
+describe('the observability documentation', () => {
+  test('every metric the docs, the alerts and the dashboard name is one the server exposes', async () => {
+    const server = await startInstrumentedServer();
+    try {
+      const exposed = new Set((await get(server.http, '/metrics')).body.match(/^# TYPE (\S+)/gm)!.map((l) => l.slice('# TYPE '.length)));
+      const docs = ['docs/observability.md', 'docs/prometheus-alerts.yml', 'docs/grafana-dashboard.json'];
+      for (const file of docs) {
+        const text = await readFile(new URL(`../../${file}`, import.meta.url), 'utf8');
+        const named = new Set(text.match(/\b(?:protokv|process|nodejs)_[a-z0-9_]+/g) ?? []);
+        assert.ok(named.size > 0, file);
+        for (const name of named) {
+          const base = name.replace(/_(bucket|sum|count)$/, '');
+          assert.ok(exposed.has(name) || exposed.has(base), `${file} names ${name}, which /metrics does not expose`);
+        }
+      }
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -49,6 +49,13 @@ export const DURATION_BUCKETS: readonly number[] = [
 /** Upper bounds (seconds) of the store-commit histogram: 100 µs to 10 s. */
 export const COMMIT_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/**
+ * Most requests a stream's instrumentation keeps waiting for their write. Past it, answered ones
+ * are finished at once (timed a little short): a client that never reads, or RESP's CLIENT REPLY
+ * OFF, must not make the queue grow without bound.
+ */
+const MAX_QUEUED = 256;
+
 /** Where a stream's requests arrive: its transport and the listener's port. Make one per listener, not per stream. */
 export interface StreamOrigin {
   readonly transport: TransportName;
@@ -230,6 +237,7 @@ export class StreamInstrumentation {
 
   /** A request is about to run; returns its sequence number for {@link answered}. */
   begin(request: CommandRequest): number {
+    if (this.#tail - this.#head >= MAX_QUEUED) this.#finishAnswered(performance.now());
     const data = request.requestData;
     const command = data === undefined ? INVALID_COMMAND : (COMMAND_INDEX.get(data.$case) ?? INVALID_COMMAND);
     const i = this.#tail++;
@@ -262,12 +270,20 @@ export class StreamInstrumentation {
 
   /** A write of `bytes` completed: every request answered so far, in order, has been written. */
   written(bytes: number): void {
+    if (this.#figures !== null) this.#figures.bytesSent += bytes;
+    if (this.#head === this.#tail || this.#responses[this.#head] === undefined) return;
+    this.#finishAnswered(performance.now());
+  }
+
+  subscriberDropped(): void {
+    this.#server.subscriberDropped();
+  }
+
+  /** Finishes the answered requests at the head of the queue, at `now`. */
+  #finishAnswered(now: number): void {
     const figures = this.#figures;
-    if (figures !== null) figures.bytesSent += bytes;
     let i = this.#head;
     const tail = this.#tail;
-    if (i === tail || this.#responses[i] === undefined) return;
-    const now = performance.now();
     for (; i < tail; i++) {
       const response = this.#responses[i];
       if (response === undefined) break;
@@ -283,13 +299,16 @@ export class StreamInstrumentation {
       // Everything written: start the arrays over, keeping their storage.
       this.#base += tail;
       this.#head = this.#tail = 0;
+    } else if (i >= MAX_QUEUED) {
+      // Under steady load the queue may never empty: move what is left to the front, so the
+      // arrays do not grow with every request.
+      for (const array of [this.#commands, this.#startedAt, this.#responses, this.#traced] as unknown[][]) array.copyWithin(0, i, tail);
+      this.#base += i;
+      this.#head = 0;
+      this.#tail = tail - i;
     } else {
       this.#head = i;
     }
-  }
-
-  subscriberDropped(): void {
-    this.#server.subscriberDropped();
   }
 }
 
