@@ -178,6 +178,8 @@ async function start(config: ServerConfig, logger: Logger): Promise<Running> {
         tls,
         storeKind: describeStore(config, store),
         ...config.limits,
+        // One budget for the input of both listeners.
+        inputBudget: server.inputBudget,
       });
     } catch (err) {
       await server.close();

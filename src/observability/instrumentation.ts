@@ -11,7 +11,7 @@
  * **Contract for a transport** (the stream server, and any other listener that feeds the service):
  * - per connection: `connectionOpened(transport)` once accepted, `connectionClosed(transport)` once
  *   closed, or `connectionRejected(reason)` for one refused;
- * - per stream: `service.contextFor(stream, origin)` gives a context whose `instrumentation` is the
+ * - per stream: `service.contextFor(stream, origin, maxFrameSize)` gives a context whose `instrumentation` is the
  *   stream's {@link StreamInstrumentation} (or `null`); call its `received(bytes)` for every chunk
  *   read, before executing the requests decoded from it, and `written(bytes)` each time a write
  *   completes (responses leave in request order, so every request answered by then has been
