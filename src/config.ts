@@ -269,7 +269,7 @@ export const SETTINGS = {
     max: INT32_MAX,
     placeholder: 'BYTES',
     group: 'limits',
-    description: 'Largest frame, and largest inflated gzip payload, accepted',
+    description: 'Largest frame, and largest inflated gzip payload, accepted; also the largest response (a larger one is a 413)',
   },
   maxConnections: {
     kind: 'integer',
@@ -305,7 +305,7 @@ export const SETTINGS = {
     max: INT32_MAX,
     placeholder: 'N',
     group: 'limits',
-    description: 'Responses a connection may have outstanding before the server stops reading from it',
+    description: 'Responses a connection (or yamux stream) may have outstanding before the server stops reading from it and executing its requests',
   },
   maxOutputBuffer: {
     kind: 'size',

@@ -21,7 +21,8 @@
  */
 import type { Duplex } from 'node:stream';
 import type { CommandResponse } from '../protocol/generated/abi.js';
-import { FrameDecoder, DEFAULT_MAX_FRAME_SIZE, inflate, type ReceivedFrame } from '../codec/frame.js';
+import { FrameDecoder, DEFAULT_MAX_FRAME_SIZE, type ReceivedFrame } from '../codec/frame.js';
+import { inflate } from '../codec/compression.js';
 import { decodeRequest } from '../protocol/wire.js';
 import { encodeLargeResponseFrame, encodeResponseFrame, isLargeResponse, responseSize } from '../protocol/response-encoder.js';
 import { errors, KvError } from '../errors.js';
@@ -542,7 +543,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
       slot.response = response;
       size = responseSize(response);
     }
-    return isLargeResponse(size) ? encodeLargeResponseFrame(response, size) : [encodeResponseFrame(response, size)];
+    return isLargeResponse(size) ? encodeLargeResponseFrame(response) : [encodeResponseFrame(response, size)];
   }
 
   /** Adds one response's frame to the current batch; the batch is written at the end of this tick at the latest. */
@@ -661,5 +662,5 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
 /** A published message's frame, encoded once for all its subscribers. */
 function encodeShared(response: CommandResponse): readonly Buffer[] | Promise<readonly Buffer[]> {
   const size = responseSize(response);
-  return isLargeResponse(size) ? encodeLargeResponseFrame(response, size) : [encodeResponseFrame(response, size)];
+  return isLargeResponse(size) ? encodeLargeResponseFrame(response) : [encodeResponseFrame(response, size)];
 }
