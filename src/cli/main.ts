@@ -3,13 +3,8 @@
  * command, `subscribe`, and the interactive mode (no command, or `repl`). Server-side commands
  * are loaded on demand, so a client command never loads the store or the logger.
  */
-import { readFileSync } from 'node:fs';
 import { CLIENT_COMMANDS, CONNECTION_HELP, clientCommand, subscribeCommand } from './client-commands.js';
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+import { packageVersion } from './version.js';
 
 function usage(): string {
   const rows: [string, string][] = [
@@ -36,7 +31,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case '--version':
     case '-v':
-      process.stdout.write(`${version()}\n`);
+      process.stdout.write(`${packageVersion()}\n`);
       return 0;
     case 'serve':
       return (await import('./serve.js')).serveCommand(rest);

@@ -98,7 +98,7 @@ export class RespConnection implements ClientState, BudgetWaiter {
     this.#parser = new RespParser({ maxBulkLength: server.limits.maxBulkLength, maxRequestBytes: server.limits.maxRequestBytes });
     this.remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort);
     this.localAddress = formatAddress(socket.localAddress, socket.localPort);
-    this.context = server.service.contextFor(undefined, 'resp');
+    this.context = server.service.contextFor(undefined, { transport: 'resp', port: server.port });
     const onError = (text: string): void => server.stats.error(text);
     this.#out.onError = onError;
     this.#requestTimer = new FrameTimer(server.limits.frameTimeoutMs, () => this.#requestTimedOut());
@@ -221,6 +221,7 @@ export class RespConnection implements ClientState, BudgetWaiter {
   #onData(chunk: Buffer): void {
     if (this.#closing) return;
     this.#server.stats.netInputBytes += chunk.length;
+    this.context.instrumentation?.received(chunk.length);
     this.#parser.push(chunk);
     this.#process();
   }
@@ -502,6 +503,7 @@ export class RespConnection implements ClientState, BudgetWaiter {
       this.#queuedMessages = 0;
       const done = (): void => {
         this.#inFlightMessages -= messages;
+        this.context.instrumentation?.written(bytes);
         this.#maybeResume();
       };
       if (parts.length === 1) socket.write(parts[0], done);

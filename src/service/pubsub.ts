@@ -126,6 +126,10 @@ export class PubSub {
   #budget = FANOUT_SLICE;
   /** Where published messages go and where ids come from (see broker.ts). */
   readonly #broker: Broker;
+  /** Messages published on this node since start (with or without subscribers), for metrics. */
+  published = 0;
+  /** Messages handed to this node's subscribers since start: one per subscription reached, for metrics. */
+  delivered = 0;
 
   constructor(broker: Broker = new LocalBroker()) {
     this.#broker = broker;
@@ -198,6 +202,7 @@ export class PubSub {
    * subscriptions; resolves to the number of subscriptions reached.
    */
   publish(topic: string, data: Value[]): MaybePromise<number> {
+    this.published++;
     const sent = this.#broker.publish(topic, data);
     if (this.#patterns.size === 0) return sent;
     const matched: Subscription[] = [];
@@ -205,6 +210,7 @@ export class PubSub {
     if (matched.length === 0) return sent;
     const message = new PublishedMessage(topic, data);
     for (const sub of matched) sub.sink.deliver(message);
+    this.delivered += matched.length;
     return isPromise(sent) ? sent.then((n) => n + matched.length) : sent + matched.length;
   }
 
@@ -246,6 +252,7 @@ export class PubSub {
     const room = this.#topics.get(topic);
     if (room === undefined) return 0;
     const receivers = room.size;
+    this.delivered += receivers;
     const delivery: Delivery = { message: new PublishedMessage(topic, data), end: room.slots.length, next: 0 };
     if (room.pending.length === 0 && this.#budget > 0) {
       this.#budget = this.#deliver(room, delivery, this.#budget);

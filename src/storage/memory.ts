@@ -117,6 +117,13 @@ export class MemoryStore implements Store {
     return this.#tables.delete(table)?.size ?? 0;
   }
 
+  /** Keys over every table: O(number of tables). */
+  keyCount(): number {
+    let count = 0;
+    for (const [, table] of this.#tables.entries()) count += table.size;
+    return count;
+  }
+
   close(): Promise<void> {
     this.#closed = true;
     this.#tables = new ScannableMap(); // let the data go now, whoever still holds the store

@@ -17,6 +17,7 @@ import { DEFAULT_MAX_FRAME_SIZE } from '../codec/frame.js';
 import { isLoopbackHost, normalizeOrigin } from '../config.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { CloseCode, WebSocketStream } from './websocket-stream.js';
+import type { Instrumentation } from '../observability/instrumentation.js';
 
 /** The path the endpoint answers on. */
 export const WEBSOCKET_PATH = '/ws';
@@ -58,6 +59,8 @@ export interface WebSocketEndpointOptions extends OriginPolicy {
   /** Close connections idle this long (ms); 0 disables. Default 0. */
   idleTimeoutMs?: number;
   logger?: Logger;
+  /** Counts refused upgrades (reason `origin`); accepted ones are counted where they are adopted. */
+  instrumentation?: Instrumentation | null;
 }
 
 /** The `/ws` endpoint: hand it the HTTP listener's `upgrade` events. */
@@ -88,6 +91,7 @@ export class WebSocketEndpoint {
           return;
         }
         this.#logger.warn({ origin: info.req.headers.origin, host: info.req.headers.host }, 'WebSocket refused: origin not allowed');
+        this.#options.instrumentation?.connectionRejected('origin');
         callback(false, 403, refusal);
       },
     });
