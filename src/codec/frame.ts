@@ -5,18 +5,19 @@
  */
 import { gzipSync } from 'node:zlib';
 import { errors, KvError } from '../errors.js';
+import {
+  COMPRESSION_THRESHOLD,
+  DEFAULT_MAX_FRAME_SIZE,
+  FRAME_HEADER_SIZE as HEADER_SIZE,
+  GZIP_FLAG as GZIP_BIT,
+  MAX_ENCODABLE_LENGTH,
+} from './frame-format.js';
 import { compress, inflateSync } from './compression.js';
 
-/** Messages whose encoded size exceeds this are sent gzip-compressed (1500 MTU − headers). */
-export const COMPRESSION_THRESHOLD = 1436;
-/** Default maximum frame (and inflated payload) size: 64 MiB. */
-export const DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024;
-/** The largest length a header can express. */
-export const MAX_ENCODABLE_LENGTH = 0x7fff_ffff;
-
+// The format's constants live in frame-format.ts, which clients share without Node's zlib.
+export { COMPRESSION_THRESHOLD, DEFAULT_MAX_FRAME_SIZE, MAX_ENCODABLE_LENGTH } from './frame-format.js';
 /** Bytes of a frame header. */
-export const HEADER_SIZE = 4;
-const GZIP_BIT = 0x8000_0000;
+export { FRAME_HEADER_SIZE as HEADER_SIZE } from './frame-format.js';
 /** A frame as received: its payload exactly as sent, and whether that payload is gzip. */
 export interface ReceivedFrame {
   readonly payload: Buffer;
