@@ -382,8 +382,8 @@ function command(field: number, r: Reader): CommandRequest['requestData'] {
 }
 
 /** Decodes a `CommandRequest`; throws a `RangeError` for input that is not valid protobuf. */
-export function decodeCommandRequest(payload: Buffer): CommandRequest {
-  const r = new Reader(payload, 0, payload.length);
+export function decodeCommandRequest(payload: Buffer, start = 0, end = payload.length): CommandRequest {
+  const r = new Reader(payload, start, end);
   let requestData: CommandRequest['requestData'];
   for (let tag = r.tag(); tag !== 0; tag = r.tag()) {
     const field = tag >>> 3;

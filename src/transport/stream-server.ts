@@ -21,9 +21,9 @@
  */
 import type { Duplex } from 'node:stream';
 import type { CommandResponse } from '../protocol/generated/abi.js';
-import { FrameDecoder, COMPRESSION_THRESHOLD, DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, type ReceivedFrame } from '../codec/frame.js';
+import { FrameDecoder, COMPRESSION_THRESHOLD, DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, NO_FRAME, PLAIN_FRAME } from '../codec/frame.js';
 import { inflate } from '../codec/compression.js';
-import { decodeRequest } from '../protocol/wire.js';
+import { decodeRequestAt } from '../protocol/wire.js';
 import { encodeLargeResponseFrame, encodeResponseFrame, isLargeResponse, responseSize, writeSmallResponseFrame } from '../protocol/response-encoder.js';
 import { errors, KvError } from '../errors.js';
 import { RateLimitedLog } from '../logger.js';
@@ -306,36 +306,38 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
           setImmediate(this.#continue);
           break;
         }
-        let frame: ReceivedFrame | undefined;
+        const decoder = this.#decoder;
+        let flags: number;
         try {
-          frame = this.#decoder.nextFrame();
+          flags = decoder.nextFrameInPlace();
         } catch (err) {
           this.#rejectFrame(err);
           break;
         }
-        if (frame === undefined) break;
+        if (flags === NO_FRAME) break;
         this.#frames++;
         requests++;
-        work += frame.payload.length;
+        const { payloadBuffer, payloadStart, payloadEnd } = decoder;
+        work += payloadEnd - payloadStart;
         if (this.#subscriptionCancel !== undefined) {
           this.#push(this.#service.errorResponse(errors.subscriptionProtocol()));
           this.#stopServing();
           break;
         }
-        if (!frame.compressed) {
-          this.#handle(frame.payload);
+        if (flags === PLAIN_FRAME) {
+          this.#handle(payloadBuffer, payloadStart, payloadEnd);
           continue;
         }
         let inflated: Buffer | Promise<Buffer>;
         try {
-          inflated = inflate(frame.payload, this.#limits.maxFrameSize);
+          inflated = inflate(payloadBuffer.subarray(payloadStart, payloadEnd), this.#limits.maxFrameSize);
         } catch (err) {
           this.#rejectFrame(err);
           continue;
         }
         if (!isPromise(inflated)) {
           work += inflated.length;
-          this.#handle(inflated);
+          this.#handle(inflated, 0, inflated.length);
           continue;
         }
         this.#inflating = true;
@@ -359,15 +361,16 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
   #inflated(payload: Buffer | undefined, err?: unknown): void {
     this.#inflating = false;
     if (this.#isClosed) return;
-    if (payload !== undefined) this.#handle(payload);
+    if (payload !== undefined) this.#handle(payload, 0, payload.length);
     else this.#rejectFrame(err);
     this.#process();
   }
 
-  #handle(payload: Buffer): void {
+  /** Executes the request at bytes `[start, end)` of `buf`. */
+  #handle(buf: Buffer, start: number, end: number): void {
     let request;
     try {
-      request = decodeRequest(payload, this.#service.maxKeysPerCommand);
+      request = decodeRequestAt(buf, start, end, this.#service.maxKeysPerCommand);
     } catch (err) {
       this.#push(this.#service.errorResponse(err));
       return;
