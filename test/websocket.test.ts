@@ -9,6 +9,8 @@ import { fromValue } from '../src/protocol/values.js';
 import { encodeRequest } from '../src/protocol/wire.js';
 import { MemoryStore } from '../src/storage/memory.js';
 import { Service } from '../src/service/service.js';
+import type { BenchReport } from '../src/bench/report.js';
+import { benchCommand } from '../src/cli/bench.js';
 import { originRefusal } from '../src/transport/websocket.js';
 import { FrameSplitter } from '../src/transport/websocket-stream.js';
 import { capturingLogger } from './helpers/logs.js';
@@ -310,5 +312,61 @@ describe('FrameSplitter', () => {
     new FrameSplitter().push(chunk, out);
     assert.equal(out.length, 2);
     assert.ok(out.every((f) => f.buffer === chunk.buffer));
+  });
+});
+
+describe('protokv bench --ws', () => {
+  async function bench(argv: string[]): Promise<{ code: number; report: BenchReport; out: string }> {
+    let out = '';
+    const io = { stdout: { write: (t: string) => (out += t) }, stderr: { write: () => true, isTTY: false } };
+    const code = await benchCommand([...argv, '--json'], io);
+    return { code, report: JSON.parse(out.trim().split('\n').at(-1)!) as BenchReport, out };
+  }
+
+  test('HSET and pipelined HGET over WebSocket complete without errors, and reach the store', async () => {
+    const running = await startWebSocketServer();
+    try {
+      const server = ['--ws', '--server', new URL(running.url).host];
+      const set = await bench([...server, '--requests', '2000', '-c', '4', '--keyspace', '300']);
+      assert.equal(set.code, 0);
+      assert.equal(set.report.websocket, true);
+      assert.equal(set.report.requests, 2000);
+      assert.equal(set.report.errors, 0);
+      const get = await bench([...server, '--command', 'hget', '--requests', '3000', '-c', '3', '-P', '16', '--keyspace', '300']);
+      assert.equal(get.code, 0);
+      assert.equal(get.report.errors, 0);
+      assert.equal(get.report.requests, 3000);
+      assert.equal(await running.service.store.len('bench'), 300);
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('over mutual TLS (wss)', async () => {
+    const running = await startWebSocketServer({ mtls: true });
+    try {
+      const files = running.tlsFiles!;
+      const { code, report } = await bench(['--ws', '--server', new URL(running.url).host, '--tls-ca', files.ca, '--tls-cert', files.client, '--tls-key', files.clientKey, '--command', 'mix', '--requests', '1000', '-c', '2', '-P', '4']);
+      assert.equal(code, 0);
+      assert.equal(report.tls, true);
+      assert.equal(report.errors, 0);
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('--ws against a port that is not an HTTP listener, and --ws with yamux, fail clearly', async () => {
+    const running = await startWebSocketServer();
+    try {
+      let err = '';
+      const io = { stdout: { write: () => true }, stderr: { write: (t: string) => (err += t), isTTY: false } };
+      assert.equal(await benchCommand(['--ws', '--server', `127.0.0.1:${running.port}`, '--requests', '10'], io), 1);
+      assert.match(err, /cannot connect to 127\.0\.0\.1:\d+: .*HTTP/);
+      err = '';
+      assert.equal(await benchCommand(['--ws', '--mux', 'yamux'], io), 2);
+      assert.match(err, /--ws and --mux yamux cannot be used together/);
+    } finally {
+      await running.close();
+    }
   });
 });

@@ -16,7 +16,7 @@ import { KvClient } from '../../src/client/client.js';
 import { WebSocketEndpoint, type WebSocketEndpointOptions } from '../../src/transport/websocket.js';
 import { WebSocketStream } from '../../src/transport/websocket-stream.js';
 import type { CertificateSet } from '../../src/tls/certificates.js';
-import { makeTlsFixture } from './certs.js';
+import { makeTlsFixture, type TlsFixtureFiles } from './certs.js';
 import { startServer, type Running } from './server.js';
 
 export interface WebSocketRunning extends Running {
@@ -27,6 +27,8 @@ export interface WebSocketRunning extends Running {
   endpoint: WebSocketEndpoint;
   /** Options a `ws` client needs to reach the server (TLS material). */
   wsOptions: WebSocket.ClientOptions;
+  /** The certificate files, with `mtls`. */
+  tlsFiles?: TlsFixtureFiles;
 }
 
 export interface WebSocketServerOptions {
@@ -67,6 +69,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions = {})
     origin: `${pems === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     endpoint,
     wsOptions,
+    tlsFiles: tls?.files,
     client,
     close: async () => {
       endpoint.close();
