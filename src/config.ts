@@ -12,6 +12,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseToml, TomlError } from 'smol-toml';
+import { isRedisUrl, parseRedisUrl, redactRedisUrl, RedisUrlError, type RedisTarget } from './storage/redis-url.js';
 
 /** Log levels, most to least severe; `silent` logs nothing. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -22,7 +23,13 @@ export const MUX_MODES = ['none', 'yamux'] as const;
 export type MuxMode = (typeof MUX_MODES)[number];
 
 /** The shapes a setting's value can take; each has one parser shared by flags, env and file. */
-export type SettingKind = 'listen' | 'path' | 'boolean' | 'choice' | 'integer' | 'size' | 'origins';
+export type SettingKind = 'listen' | 'path' | 'boolean' | 'choice' | 'integer' | 'size' | 'origins' | 'store';
+
+/** Where the data lives: the embedded persistent store, memory, or a Redis engine. */
+export type StoreChoice =
+  | { readonly kind: 'lmdb' }
+  | { readonly kind: 'memory' }
+  | { readonly kind: 'redis'; readonly target: RedisTarget };
 
 /** One row of the settings table. */
 export interface SettingSpec {
@@ -38,7 +45,7 @@ export interface SettingSpec {
   readonly choices?: readonly string[];
   readonly min?: number;
   readonly max?: number;
-  readonly group: 'general' | 'tls' | 'http' | 'limits';
+  readonly group: 'general' | 'tls' | 'http' | 'store' | 'limits';
   readonly description: string;
 }
 
@@ -67,6 +74,19 @@ export const SETTINGS = {
     group: 'general',
     description: 'Address to accept connections on; IPv6 in brackets, e.g. [::1]:9527; port 0 picks a free port',
   },
+  store: {
+    kind: 'store',
+    flag: 'store',
+    env: 'PROTOKV_STORE',
+    toml: 'store',
+    default: 'lmdb',
+    placeholder: 'STORE',
+    group: 'general',
+    description:
+      'Where data lives: lmdb (persistent, in --data-dir), memory, redis://HOST:PORT (one Redis server) or ' +
+      'redis-cluster://HOST:PORT,HOST:PORT,… (Redis Cluster seed nodes); rediss:// and rediss-cluster:// for TLS. ' +
+      'Options: ?wait_replicas=N&timeout_ms=MS&prefix=P (see docs/scaling.md)',
+  },
   dataDir: {
     kind: 'path',
     flag: 'data-dir',
@@ -84,7 +104,7 @@ export const SETTINGS = {
     toml: 'memory',
     default: false,
     group: 'general',
-    description: 'Keep data in memory only (lost on exit) instead of in the data directory',
+    description: 'Keep data in memory only (lost on exit): short for --store memory',
   },
   insecure: {
     kind: 'boolean',
@@ -153,6 +173,33 @@ export const SETTINGS = {
     group: 'http',
     description:
       "Web origins (scheme://host[:port], comma-separated; an array in the file) whose pages may open /ws, besides the console's own",
+  },
+  storeTlsCa: {
+    kind: 'path',
+    flag: 'store-tls-ca',
+    env: 'PROTOKV_STORE_TLS_CA',
+    toml: 'store_tls.ca',
+    placeholder: 'FILE',
+    group: 'store',
+    description: 'CA certificates (PEM) that a rediss:// store must present a certificate from; default: the system CAs',
+  },
+  storeTlsCert: {
+    kind: 'path',
+    flag: 'store-tls-cert',
+    env: 'PROTOKV_STORE_TLS_CERT',
+    toml: 'store_tls.cert',
+    placeholder: 'FILE',
+    group: 'store',
+    description: 'Client certificate (PEM) presented to a rediss:// store that demands one; needs --store-tls-key',
+  },
+  storeTlsKey: {
+    kind: 'path',
+    flag: 'store-tls-key',
+    env: 'PROTOKV_STORE_TLS_KEY',
+    toml: 'store_tls.key',
+    placeholder: 'FILE',
+    group: 'store',
+    description: 'Private key of the store client certificate (PEM)',
   },
   maxFrameSize: {
     kind: 'size',
@@ -258,6 +305,13 @@ export interface TlsFiles {
   clientCa?: string;
 }
 
+/** Certificate files for TLS to a `rediss://` store. Paths are absolute. */
+export interface StoreTlsFiles {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
 /** Limits that keep one client from exhausting the server. */
 export interface ServerLimits {
   maxFrameSize: number;
@@ -279,8 +333,13 @@ export interface HttpConfig {
 /** The validated configuration of `protokv serve`. */
 export interface ServerConfig {
   listen: ListenAddress;
-  /** Absolute path; unused when `memory` is set. */
+  /** Where data lives; `--memory` is short for `--store memory`. */
+  store: StoreChoice;
+  /** TLS files for a `rediss://` store. */
+  storeTls?: StoreTlsFiles;
+  /** Absolute path; used by the lmdb store only. */
   dataDir: string;
+  /** Whether the store is `memory`. */
   memory: boolean;
   /** Absent: plain TCP. */
   tls?: TlsFiles;
@@ -349,10 +408,21 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
     }
   }
 
+  let store = values.store as StoreChoice;
+  if (values.memory === true) {
+    if (sources.store === 'default') store = { kind: 'memory' };
+    else if (store.kind !== 'memory') {
+      throw new ConfigError(`${labels.memory} (short for --store memory) conflicts with ${labels.store} ${store.kind}`, {
+        setting: 'memory',
+      });
+    }
+  }
+
   const config: ServerConfig = {
     listen: values.listen as ListenAddress,
+    store,
     dataDir: values.dataDir as string,
-    memory: values.memory as boolean,
+    memory: store.kind === 'memory',
     insecure: values.insecure as boolean,
     logLevel: values.logLevel as LogLevel,
     mux: values.mux as MuxMode,
@@ -388,6 +458,21 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
     if (tlsClientCa !== undefined) config.tls.clientCa = tlsClientCa;
   }
 
+  const storeTls: StoreTlsFiles = {};
+  for (const [name, field] of [['storeTlsCa', 'ca'], ['storeTlsCert', 'cert'], ['storeTlsKey', 'key']] as const) {
+    const file = values[name] as string | undefined;
+    if (file === undefined) continue;
+    if (store.kind !== 'redis' || !store.target.tls) {
+      throw new ConfigError(`${labels[name]} applies to a TLS store only: set ${labelLike('store', sources[name])} to rediss://… or rediss-cluster://…`, {
+        setting: name,
+      });
+    }
+    storeTls[field] = file;
+  }
+  if (storeTls.key !== undefined && storeTls.cert === undefined) throw requires('storeTlsKey', ['storeTlsCert']);
+  if (storeTls.cert !== undefined && storeTls.key === undefined) throw requires('storeTlsCert', ['storeTlsKey']);
+  if (Object.keys(storeTls).length > 0) config.storeTls = storeTls;
+
   if (!config.tls && !config.insecure && !isLoopbackHost(config.listen.host)) {
     throw new ConfigError(
       `${labels.listen} ${formatListenAddress(config.listen)} is not a loopback address: ` +
@@ -396,7 +481,7 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
     );
   }
 
-  for (const name of ['tlsCert', 'tlsKey', 'tlsClientCa'] as const) {
+  for (const name of ['tlsCert', 'tlsKey', 'tlsClientCa', 'storeTlsCa', 'storeTlsCert', 'storeTlsKey'] as const) {
     const file = values[name] as string | undefined;
     if (file !== undefined) await assertReadableFile(file, `${labels[name]} file`, name);
   }
@@ -420,6 +505,7 @@ export function renderServeHelp(): string {
     ['general', 'Options'],
     ['tls', 'TLS (a [tls] table in the file)'],
     ['http', 'HTTP listener (an [http] table in the file)'],
+    ['store', 'TLS to a rediss:// store (a [store_tls] table in the file)'],
     ['limits', 'Limits (a [limits] table in the file)'],
   ];
   const column = 36;
@@ -692,12 +778,16 @@ function coerce(name: SettingName, raw: unknown, label: string, baseDir: string,
         return integerValue(raw, spec.min ?? 0, spec.max ?? Number.MAX_SAFE_INTEGER);
       case 'size':
         return sizeValue(raw, spec.min ?? 0, spec.max ?? Number.MAX_SAFE_INTEGER);
+      case 'store':
+        return storeChoice(requireString(raw, STORE_EXPECTED));
       case 'origins':
         return originList(raw);
     }
   } catch (err) {
     if (err instanceof Expected) {
-      throw new ConfigError(`invalid value ${show(raw)} for ${label}: ${err.message}`, { setting: name });
+      // A store address may hold a password: never echo it.
+      const shown = spec.kind === 'store' && typeof raw === 'string' ? JSON.stringify(redactRedisUrl(raw)) : show(raw);
+      throw new ConfigError(`invalid value ${shown} for ${label}: ${err.message}`, { setting: name });
     }
     throw err;
   }
@@ -736,6 +826,20 @@ function listenAddress(text: string): ListenAddress {
   }
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw new Expected(`${expected} with a port from 0 to 65535`);
   return { host, port: Number(port) };
+}
+
+const STORE_EXPECTED = 'lmdb, memory, redis://HOST:PORT or redis-cluster://HOST:PORT,HOST:PORT,… (rediss:// for TLS)';
+
+function storeChoice(text: string): StoreChoice {
+  const lower = text.toLowerCase();
+  if (lower === 'lmdb' || lower === 'memory') return { kind: lower };
+  if (!isRedisUrl(text)) throw new Expected(`expected ${STORE_EXPECTED}`);
+  try {
+    return { kind: 'redis', target: parseRedisUrl(text) };
+  } catch (err) {
+    if (err instanceof RedisUrlError) throw new Expected(err.message);
+    throw err;
+  }
 }
 
 /**

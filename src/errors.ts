@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   MALFORMED_FRAME: { status: 400, description: 'the payload is not valid protobuf or not valid gzip' },
   SUBSCRIPTION_PROTOCOL: { status: 400, description: 'a request was sent on a subscription stream' },
   TOO_MANY_KEYS: { status: 400, description: 'a multi-key command names more keys than allowed' },
+  INVALID_UTF8: { status: 400, description: 'a string field of the request is not valid UTF-8' },
   INVALID_CURSOR: { status: 400, description: 'a paging cursor that the server did not hand out' },
   PAGE_TOO_LARGE: { status: 400, description: 'a paging command asks for more entries per page than allowed' },
   NOT_FOUND: { status: 404, description: 'the key or subscription does not exist' },
@@ -19,6 +20,7 @@ export const ERROR_CODES = {
   INTERNAL: { status: 500, description: 'an unexpected failure inside the server' },
   SHUTTING_DOWN: { status: 503, description: 'the server is shutting down' },
   LIMIT_REACHED: { status: 503, description: 'a configured server limit was reached' },
+  STORE_UNAVAILABLE: { status: 503, description: 'the storage engine (Redis) is unreachable, failing over or refusing work for now' },
 } as const satisfies Record<string, { status: number; description: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -45,6 +47,8 @@ export const errors = {
     new KvError('SUBSCRIPTION_PROTOCOL', 'Invalid command: nothing may be sent on a subscription stream; the subscription has ended'),
   tooManyKeys: (count: number, max: number) =>
     new KvError('TOO_MANY_KEYS', `Invalid command: ${count} keys exceed the maximum of ${max} per command`),
+  invalidUtf8: (field: string) =>
+    new KvError('INVALID_UTF8', `Invalid command: ${field} is not valid UTF-8`),
   invalidCursor: (cursor: string) =>
     new KvError('INVALID_CURSOR', `Invalid command: malformed cursor ${JSON.stringify(cursor.length > 64 ? `${cursor.slice(0, 64)}…` : cursor)}`),
   pageTooLarge: (count: number, max: number) =>
@@ -58,6 +62,8 @@ export const errors = {
   internal: (detail: string, cause?: unknown) => new KvError('INTERNAL', `Internal error: ${detail}`, { cause }),
   shuttingDown: () => new KvError('SHUTTING_DOWN', 'Service unavailable: the server is shutting down'),
   limitReached: (detail: string) => new KvError('LIMIT_REACHED', `Service unavailable: ${detail}`),
+  storeUnavailable: (detail: string, cause?: unknown) =>
+    new KvError('STORE_UNAVAILABLE', `Service unavailable: store ${detail}`, { cause }),
 };
 
 /** Normalizes anything thrown into a `KvError`, never leaking a stack trace to clients. */

@@ -19,6 +19,7 @@ import {
   type SettingSpec,
   type SettingSource,
 } from '../src/config.js';
+import { parseRedisUrl } from '../src/storage/redis-url.js';
 import { makeTlsFixture, type TlsFixture } from './helpers/certs.js';
 
 const MiB = 1024 * 1024;
@@ -80,7 +81,10 @@ interface Sample {
   expected: (baseDir: string) => unknown;
 }
 
-function samples(): Record<Exclude<SettingName, 'config'>, Sample> {
+/** Settings sampled all at once; `memory` is left out, since it conflicts with a Redis `store`. */
+type SampledSetting = Exclude<SettingName, 'config' | 'memory'>;
+
+function samples(): Record<SampledSetting, Sample> {
   const str = (text: string, expected: (baseDir: string) => unknown): Sample => ({
     text,
     toml: JSON.stringify(text),
@@ -89,14 +93,20 @@ function samples(): Record<Exclude<SettingName, 'config'>, Sample> {
   const num = (n: number): Sample => ({ text: String(n), toml: String(n), expected: () => n });
   return {
     listen: str('[::1]:7001', () => ({ host: '::1', port: 7001 })),
+    store: str('rediss-cluster://kv:pw@10.0.0.1:7000,10.0.0.2:7000?wait_replicas=1', () => ({
+      kind: 'redis',
+      target: parseRedisUrl('rediss-cluster://kv:pw@10.0.0.1:7000,10.0.0.2:7000?wait_replicas=1'),
+    })),
     dataDir: str('store', (base) => path.join(base, 'store')),
-    memory: { text: 'true', toml: 'true', expected: () => true },
     insecure: { text: 'true', toml: 'true', expected: () => true },
     logLevel: str('debug', () => 'debug'),
     mux: str('yamux', () => 'yamux'),
     tlsCert: str(tls.files.server, () => tls.files.server),
     tlsKey: str(tls.files.serverKey, () => tls.files.serverKey),
     tlsClientCa: str(tls.files.ca, () => tls.files.ca),
+    storeTlsCa: str(tls.files.ca, () => tls.files.ca),
+    storeTlsCert: str(tls.files.client, () => tls.files.client),
+    storeTlsKey: str(tls.files.clientKey, () => tls.files.clientKey),
     httpAllowedOrigins: {
       text: 'https://Admin.Example.com:443,http://localhost:8080',
       toml: '["https://Admin.Example.com:443", "http://localhost:8080"]',
@@ -113,8 +123,14 @@ function samples(): Record<Exclude<SettingName, 'config'>, Sample> {
 }
 
 /** The loaded value of a setting, found where ServerConfig keeps it. */
-function valueOf(config: ServerConfig, name: Exclude<SettingName, 'config'>): unknown {
+function valueOf(config: ServerConfig, name: SampledSetting): unknown {
   switch (name) {
+    case 'storeTlsCa':
+      return config.storeTls?.ca;
+    case 'storeTlsCert':
+      return config.storeTls?.cert;
+    case 'storeTlsKey':
+      return config.storeTls?.key;
     case 'tlsCert':
       return config.tls?.cert;
     case 'tlsKey':
@@ -124,8 +140,8 @@ function valueOf(config: ServerConfig, name: Exclude<SettingName, 'config'>): un
     case 'httpAllowedOrigins':
       return config.http.allowedOrigins;
     case 'listen':
+    case 'store':
     case 'dataDir':
-    case 'memory':
     case 'insecure':
     case 'logLevel':
     case 'mux':
@@ -136,7 +152,7 @@ function valueOf(config: ServerConfig, name: Exclude<SettingName, 'config'>): un
 }
 
 function assertAllFrom(config: ServerConfig, source: SettingSource, base: string): void {
-  for (const [name, sample] of Object.entries(samples()) as [Exclude<SettingName, 'config'>, Sample][]) {
+  for (const [name, sample] of Object.entries(samples()) as [SampledSetting, Sample][]) {
     assert.deepEqual(valueOf(config, name), sample.expected(base), name);
     assert.equal(config.sources[name], source, name);
   }
@@ -160,6 +176,7 @@ describe('defaults', () => {
     const config = await load();
     assert.deepEqual(config, {
       listen: { host: '127.0.0.1', port: 9527 },
+      store: { kind: 'lmdb' },
       dataDir: path.join(dir, 'data'),
       memory: false,
       insecure: false,
@@ -631,12 +648,71 @@ describe('the settings table', () => {
     for (const name of names) {
       const s = spec(name);
       assert.equal(s.env, `PROTOKV_${s.flag.toUpperCase().replace(/-/g, '_')}`, name);
-      if (s.toml !== undefined) assert.equal(s.toml.split('.').pop(), s.flag.replace(/^(tls|http)-/, '').replace(/-/g, '_'), name);
+      if (s.toml !== undefined) assert.equal(s.toml.split('.').pop(), s.flag.replace(/^(tls|http|store-tls)-/, '').replace(/-/g, '_'), name);
     }
   });
 
   test('every default passes its own validation', async () => {
     const config = await load();
     for (const name of names) assert.equal(config.sources[name], 'default');
+  });
+});
+
+describe('store', () => {
+  test('lmdb by default; memory and Redis addresses by flag, environment or file', async () => {
+    assert.deepEqual((await load()).store, { kind: 'lmdb' });
+    assert.deepEqual((await load(['--store', 'MEMORY'])).store, { kind: 'memory' });
+    assert.equal((await load(['--store', 'memory'])).memory, true);
+    const env = await load([], { PROTOKV_STORE: 'redis://127.0.0.1:6379?timeout_ms=500&prefix=app:' });
+    assert.deepEqual(env.store, { kind: 'redis', target: parseRedisUrl('redis://127.0.0.1:6379?timeout_ms=500&prefix=app:') });
+    const file = await tomlFile('store = "redis-cluster://a.example:7000,[::1]:7001"\n');
+    const fromFile = (await load(['--config', file])).store;
+    assert.ok(fromFile.kind === 'redis');
+    assert.deepEqual(fromFile.target.hosts, [
+      { host: 'a.example', port: 7000 },
+      { host: '::1', port: 7001 },
+    ]);
+    assert.equal(fromFile.target.cluster, true);
+    assert.equal(fromFile.target.timeoutMs, 2000);
+    assert.equal(fromFile.target.prefix, 'protokv:');
+  });
+
+  test('--memory is short for --store memory and conflicts with any other store', async () => {
+    assert.deepEqual((await load(['--memory'])).store, { kind: 'memory' });
+    assert.deepEqual((await load(['--memory', '--store', 'memory'])).store, { kind: 'memory' });
+    await refused(['--memory', '--store', 'lmdb'], {}, '--memory (short for --store memory) conflicts with --store lmdb');
+    await refused([], { PROTOKV_MEMORY: '1', PROTOKV_STORE: 'redis://h:1' }, /^PROTOKV_MEMORY .* conflicts with PROTOKV_STORE redis$/);
+  });
+
+  test('bad store addresses are refused naming the problem, never echoing a password', async () => {
+    const cases: [string, RegExp][] = [
+      ['postgres://h:1', /expected lmdb, memory, redis:\/\/HOST:PORT or redis-cluster:\/\//],
+      ['redis://h', /"h" is not HOST:PORT/],
+      ['redis://h:0', /port 1 to 65535/],
+      ['redis://a:1,b:2', /redis:\/\/ names one server; list several seed nodes with redis-cluster:\/\//],
+      ['redis://h:1/2', /no path/],
+      ['redis://h:1?wait_replicas=x', /wait_replicas: expected a whole number from 0 to 64/],
+      ['redis://h:1?timeout_ms=0', /timeout_ms: expected a whole number from 1 to 600000/],
+      ['redis://h:1?prefix={x}', /prefix: expected at most 64 letters/],
+      ['redis://h:1?color=red', /unknown option "color"; known: wait_replicas, timeout_ms, prefix/],
+      ['redis://h:1?wait_replicas=1&wait_replicas=2', /option wait_replicas is given twice/],
+      ['redis://user:hunter2@h:1?x=1', /^invalid value "redis:\/\/user:\*\*\*@h:1\?x=1" for --store: unknown option/],
+    ];
+    for (const [text, pattern] of cases) {
+      const err = await refused(['--store', text], {}, pattern);
+      assert.doesNotMatch(err.message, /hunter2/);
+      assert.equal(err.setting, 'store');
+    }
+  });
+
+  test('store TLS files apply to rediss:// stores only, and a certificate needs its key', async () => {
+    const base = ['--store', 'rediss://127.0.0.1:6380'];
+    const config = await load([...base, '--store-tls-ca', tls.files.ca]);
+    assert.deepEqual(config.storeTls, { ca: tls.files.ca });
+    await refused(['--store', 'redis://127.0.0.1:6379', '--store-tls-ca', tls.files.ca], {}, /^--store-tls-ca applies to a TLS store only: set --store to rediss:/);
+    await refused(['--store-tls-ca', tls.files.ca], {}, /applies to a TLS store only/);
+    await refused([...base, '--store-tls-cert', tls.files.client], {}, '--store-tls-cert requires --store-tls-key');
+    await refused([...base, '--store-tls-key', tls.files.clientKey], {}, '--store-tls-key requires --store-tls-cert');
+    await refused([...base, '--store-tls-ca', path.join(dir, 'missing.pem')], {}, /cannot read --store-tls-ca file .*missing\.pem: no such file/);
   });
 });

@@ -7,6 +7,9 @@ import { ConfigError, formatListenAddress, loadConfig, renderServeHelp, type Ser
 import { createLogger, type Logger } from '../logger.js';
 import { isLmdbCommitFailure, LmdbStore } from '../storage/lmdb.js';
 import { MemoryStore } from '../storage/memory.js';
+import { RedisStore } from '../storage/redis.js';
+import { RedisBroker } from '../storage/redis-broker.js';
+import type { Broker } from '../service/broker.js';
 import type { Store } from '../storage/store.js';
 import { Service } from '../service/service.js';
 import { ProtokvServer, type TlsMaterial } from '../transport/server.js';
@@ -52,9 +55,36 @@ export async function serveCommand(argv: string[]): Promise<number> {
   }
 }
 
+/** The configured store, and the broker that carries pub/sub between nodes sharing it. */
+async function openStore(config: ServerConfig, logger: Logger): Promise<{ store: Store; broker?: Broker }> {
+  switch (config.store.kind) {
+    case 'memory':
+      return { store: new MemoryStore() };
+    case 'lmdb':
+      return { store: LmdbStore.open(config.dataDir) };
+    case 'redis': {
+      const files = config.storeTls ?? {};
+      const read = (file: string | undefined) => (file === undefined ? Promise.resolve(undefined) : readFile(file));
+      const [ca, cert, key] = await Promise.all([read(files.ca), read(files.cert), read(files.key)]);
+      const store = await RedisStore.open(config.store.target, { tls: { ca, cert, key }, logger });
+      try {
+        return { store, broker: await RedisBroker.start(store.engine) };
+      } catch (err) {
+        await store.close();
+        throw new Error(`cannot set up pub/sub on the store at ${store.address}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+}
+
+/** How the log names the store. */
+function describeStore(config: ServerConfig, store: Store): string {
+  return store instanceof RedisStore ? store.address : config.store.kind;
+}
+
 async function start(config: ServerConfig, logger: Logger): Promise<ProtokvServer> {
-  const store: Store = config.memory ? new MemoryStore() : LmdbStore.open(config.dataDir);
-  const service = new Service({ store, logger, maxKeysPerCommand: config.limits.maxKeysPerCommand });
+  const { store, broker } = await openStore(config, logger);
+  const service = new Service({ store, broker, logger, maxKeysPerCommand: config.limits.maxKeysPerCommand });
   let tls: TlsMaterial | undefined;
   if (config.tls) {
     const [cert, key, clientCa] = await Promise.all([
@@ -81,8 +111,8 @@ async function start(config: ServerConfig, logger: Logger): Promise<ProtokvServe
   logger.info(
     {
       address: formatListenAddress(server.address()),
-      store: config.memory ? 'memory' : 'lmdb',
-      dataDir: config.memory ? undefined : config.dataDir,
+      store: describeStore(config, store),
+      dataDir: config.store.kind === 'lmdb' ? config.dataDir : undefined,
       tls: config.tls ? (config.tls.clientCa ? 'mutual' : 'server') : 'off',
       mux: config.mux,
     },

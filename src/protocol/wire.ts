@@ -4,7 +4,7 @@
  */
 import { CommandRequest, CommandResponse } from './generated/abi.js';
 import { errors } from '../errors.js';
-import { decodeCommandRequest } from './decoder.js';
+import { decodeCommandRequest, Utf8Error } from './decoder.js';
 
 /**
  * Decodes a request payload; throws a `MALFORMED_FRAME` (400) error when it is not valid protobuf.
@@ -22,6 +22,7 @@ export function decodeRequest(payload: Uint8Array, maxKeys = Infinity): CommandR
   try {
     return decodeCommandRequest(Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
   } catch (err) {
+    if (err instanceof Utf8Error) throw errors.invalidUtf8(err.field);
     throw errors.malformedFrame(`payload is not a valid CommandRequest (${(err as Error).message})`, err);
   }
 }

@@ -118,17 +118,14 @@ const handlers: { [C in CommandName]: Handler<C> } = {
   },
   subscribe: ({ topic }, { pubsub, stream }) => {
     if (stream === undefined) throw errors.invalidCommand('SUBSCRIBE needs a stream to deliver messages on');
-    const id = pubsub.subscribe(topic, stream);
-    return okValues([{ value: { $case: 'integer', value: BigInt(id) } }]);
+    return map(pubsub.subscribe(topic, stream), (id) => okValues([{ value: { $case: 'integer', value: BigInt(id) } }]));
   },
-  unsubscribe: ({ topic, id }, { pubsub }) => {
-    if (!pubsub.unsubscribe(topic, id)) throw errors.subscriptionNotFound(topic, id);
-    return ok();
-  },
-  publish: ({ topic, data }, { pubsub }) => {
-    pubsub.publish(topic, data);
-    return ok();
-  },
+  unsubscribe: ({ topic, id }, { pubsub }) =>
+    map(pubsub.unsubscribe(topic, id), (found) => {
+      if (!found) throw errors.subscriptionNotFound(topic, id);
+      return ok();
+    }),
+  publish: ({ topic, data }, { pubsub }) => map(pubsub.publish(topic, data), ok),
   hlen: ({ table }, { store }) => map(store.len(table), (n) => okValues([integer(n)])),
   hscan: ({ table, cursor, count }, { store }) => map(store.scan(table, cursor, pageSize(count)), scanPage),
   tables: ({ cursor, count }, { store }) => map(store.tables(cursor, pageSize(count)), tablesPage),

@@ -4,6 +4,8 @@
  */
 import type { Value } from '../protocol/generated/abi.js';
 import { okValues } from '../protocol/requests.js';
+import { isPromise, type MaybePromise } from '../storage/store.js';
+import { LocalBroker, type Broker } from './broker.js';
 
 /** A subscription's stream, as the transport implements it. */
 export interface SubscriberContext {
@@ -45,27 +47,63 @@ interface Subscription {
 export class PubSub {
   readonly #topics = new Map<string, Map<number, Subscription>>();
   readonly #byId = new Map<number, Subscription>();
-  #lastId = 0;
+  /** Where published messages go and where ids come from (see broker.ts). */
+  readonly #broker: Broker;
+
+  constructor(broker: Broker = new LocalBroker()) {
+    this.#broker = broker;
+    broker.attach({ deliver: (topic, data) => this.deliver(topic, data), end: (topic, id) => this.#end(topic, id) });
+  }
 
   /** Number of live subscriptions. */
   get size(): number {
     return this.#byId.size;
   }
 
-  /** Registers a subscriber for `topic`; returns its id, unique for the life of the process. */
-  subscribe(topic: string, stream: SubscriberContext): number {
-    const id = ++this.#lastId;
+  /**
+   * Registers a subscriber for `topic`; returns its id, unique for the life of the process (and
+   * across nodes, with a distributed broker), once messages published from now on reach it.
+   */
+  subscribe(topic: string, stream: SubscriberContext): MaybePromise<number> {
+    const id = this.#broker.nextId();
     const sink = stream.becomeSubscriber(id, () => this.#remove(id));
     const sub: Subscription = { id, topic, sink };
     this.#byId.set(id, sub);
     let subs = this.#topics.get(topic);
     if (subs === undefined) this.#topics.set(topic, (subs = new Map<number, Subscription>()));
     subs.set(id, sub);
-    return id;
+    const joined = this.#broker.joined(topic, id);
+    if (!isPromise(joined)) return id;
+    return joined.then(
+      () => id,
+      (err: unknown) => {
+        this.#end(topic, id);
+        throw err;
+      },
+    );
   }
 
-  /** Ends subscription `id` if it is on `topic`; its stream is closed. False when there is no such subscription. */
-  unsubscribe(topic: string, id: number): boolean {
+  /**
+   * Ends subscription `id` if it is on `topic`, here or (with a distributed broker) on another
+   * node; its stream is closed. False when there is no such subscription.
+   */
+  unsubscribe(topic: string, id: number): MaybePromise<boolean> {
+    return this.#end(topic, id) || this.#broker.unsubscribeElsewhere(topic, id);
+  }
+
+  /** Publishes `data` to `topic` through the broker; resolves to the number of subscriptions reached. */
+  publish(topic: string, data: Value[]): MaybePromise<number> {
+    return this.#broker.publish(topic, data);
+  }
+
+  /** Ends every subscription, then stops the broker (server shutdown). */
+  async close(): Promise<void> {
+    this.endAll();
+    await this.#broker.close();
+  }
+
+  /** Ends this node's subscription `id` if it is on `topic`. */
+  #end(topic: string, id: number): boolean {
     const sub = this.#byId.get(id);
     if (sub === undefined || sub.topic !== topic) return false;
     this.#remove(id);
@@ -73,8 +111,11 @@ export class PubSub {
     return true;
   }
 
-  /** Sends `data` to every current subscriber of `topic`, in publish order; returns how many. */
-  publish(topic: string, data: Value[]): number {
+  /**
+   * Sends `data` to every current subscriber of `topic` on this node, in publish order; returns
+   * how many. The broker calls it for each message published to a topic with subscribers here.
+   */
+  deliver(topic: string, data: Value[]): MaybePromise<number> {
     const subs = this.#topics.get(topic);
     if (subs === undefined) return 0;
     const message = new PublishedMessage(data);
@@ -96,6 +137,7 @@ export class PubSub {
     const sub = this.#byId.get(id);
     if (sub === undefined) return;
     this.#byId.delete(id);
+    this.#broker.left(sub.topic, id);
     const subs = this.#topics.get(sub.topic);
     subs?.delete(id);
     if (subs?.size === 0) this.#topics.delete(sub.topic);

@@ -18,19 +18,22 @@ import { isPromise, type MaybePromise, type Store } from '../storage/store.js';
 import { dispatch, type CommandContext } from './commands.js';
 import { Hooks, type HookName, type HookSignatures } from './hooks.js';
 import { PubSub, type SubscriberContext } from './pubsub.js';
+import type { Broker } from './broker.js';
 
 export interface ServiceOptions {
   store: Store;
   logger?: Logger;
   /** Most keys (or pairs) one multi-key command may name. Default 100,000. */
   maxKeysPerCommand?: number;
+  /** Where published messages go; default: this process only (see broker.ts). */
+  broker?: Broker;
 }
 
 export const DEFAULT_MAX_KEYS_PER_COMMAND = 100_000;
 
 export class Service {
   readonly store: Store;
-  readonly pubsub = new PubSub();
+  readonly pubsub: PubSub;
   readonly logger: Logger;
   readonly #hooks = new Hooks();
   /** Most keys (or pairs, or published values) one request may name. */
@@ -41,6 +44,7 @@ export class Service {
 
   constructor(options: ServiceOptions) {
     this.store = options.store;
+    this.pubsub = new PubSub(options.broker);
     this.logger = options.logger ?? silentLogger();
     this.maxKeysPerCommand = options.maxKeysPerCommand ?? DEFAULT_MAX_KEYS_PER_COMMAND;
     this.#bareContext = this.contextFor(undefined);
@@ -96,7 +100,7 @@ export class Service {
   /** Ends every subscription, then closes the store. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.pubsub.endAll();
+      await this.pubsub.close();
       await this.store.close();
     })();
     return this.#closing;

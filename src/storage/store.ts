@@ -69,6 +69,11 @@ export interface Store {
   drop(table: string): MaybePromise<number>;
   /** Waits for pending writes, then releases the store. Later calls fail. */
   close(): Promise<void>;
+  /**
+   * Whether the store can serve requests right now, for readiness checks. Optional: a store
+   * without it is ready while open. A networked store answers from its latest health probe.
+   */
+  healthy?(): boolean;
 }
 
 /** True for promises (and other thenables) — the cheap test the hot path uses. */
