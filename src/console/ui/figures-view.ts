@@ -108,7 +108,8 @@ export class FiguresView {
       0.1,
     );
 
-    const transports = this.#connections.names().filter((n) => n !== 'all');
+    // Transports that had a connection in the window (the metric lists every transport, most at 0).
+    const transports = this.#connections.names().filter((n) => n !== 'all' && this.#connections.get(n).some((v) => v > 0));
     const open = this.#connections.get('all').at(-1) ?? 0;
     byId('fig-connections-now').replaceChildren(formatCount(open), el('small', {}, transports.map((t) => `${t} ${formatCount(f.connections.get(t) ?? 0)}`).join(' · ') || 'open'));
     drawChart(
