@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
 import { connect } from '../src/client/client.js';
 import { ProtokvError } from '../src/client/errors.js';
 import { requests } from '../src/protocol/requests.js';
@@ -63,6 +64,7 @@ test('full disk: 500s for writes, reads still served; read-only filesystem: a cl
     await kv.close();
     assert.equal(server.child.exitCode, null, 'the server is still running');
     assert.equal(await server.stop(), 0);
+    assert.ok(!(await readdir(join(mnt.dir, 'data'))).includes('protokv.lock'), 'the lock is released');
 
     execFileSync('mount', ['-o', 'remount,ro', mnt.dir]);
     const ro = await runCli(['serve', '--data-dir', join(mnt.dir, 'data'), '--listen', '127.0.0.1:0']);

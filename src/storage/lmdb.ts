@@ -7,7 +7,8 @@
  * event-loop turn shares one transaction and one disk sync (group commit), and a write's promise
  * resolves only after that transaction is committed and synced to disk.
  */
-import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
@@ -34,6 +35,7 @@ import {
   tablesStart,
   writeKey,
 } from './lmdb-layout.js';
+import { DataDirLock, foreignDataDir, inspectDataDir, writeMarker } from './data-dir.js';
 import { PendingWrites, type PendingEntry } from './pending-writes.js';
 import type { Entry, Page, Store, TableInfo } from './store.js';
 
@@ -60,38 +62,42 @@ export class LmdbStore implements Store {
   #closed = false;
   #closing: Promise<void> | undefined;
 
+  readonly #lock: DataDirLock;
+
   private constructor(
     /** The directory holding the LMDB environment. */
     readonly path: string,
     db: Db,
+    lock: DataDirLock,
   ) {
     this.#db = db;
+    this.#lock = lock;
   }
 
   /**
-   * Opens (creating it when missing) the store in directory `dir`.
-   * Fails with a STORAGE error when `dir` holds something that is not an LMDB environment,
-   * which is left untouched.
+   * Opens (creating it when missing) the store in directory `dir`, and locks it for this store
+   * until `close`. Refuses, leaving it untouched, a directory holding anything that is not
+   * protokv's (see data-dir.ts), and one another server (or store) holds.
    */
   static open(dir: string, options: LmdbStoreOptions = {}): LmdbStore {
-    prepareDirectory(dir);
+    const kind = inspectDataDir(dir);
+    if (kind !== 'new') checkLmdbHeader(dir);
+    // An environment without protokv's marker is checked before anything is written to it.
+    if (kind === 'unmarked-lmdb') checkProtokvContents(dir);
+    const lock = DataDirLock.acquire(dir);
     try {
-      const db = open<Buffer, Buffer>(dir, {
-        // Without this, lmdb-js treats a path with a dot in its last segment as a file name.
-        noSubdir: false,
-        encoding: 'binary',
-        keyEncoding: 'binary',
-        commitDelay: options.commitDelay ?? 0,
-      });
+      const db = openEnvironment(dir, options);
       try {
         ensureLayout(db);
+        if (kind !== 'marked') writeMarker(dir);
       } catch (err) {
         db.close().catch(() => undefined);
         throw err;
       }
-      return new LmdbStore(dir, db);
+      return new LmdbStore(dir, db, lock);
     } catch (err) {
-      throw errors.storage(`cannot open the store in ${dir}: ${message(err)}`, err);
+      lock.release();
+      throw err instanceof KvError ? err : errors.storage(`cannot open the store in ${dir}: ${message(err)}`, err);
     }
   }
 
@@ -344,6 +350,8 @@ export class LmdbStore implements Store {
       await this.#db.close();
     } catch (err) {
       throw storageError('cannot close the store', err);
+    } finally {
+      this.#lock.release();
     }
   }
 
@@ -442,6 +450,65 @@ function takeMerged(committed: Iterable<Row>, pending: readonly Row[], limit: nu
   return rows;
 }
 
+function openEnvironment(dir: string, options: LmdbStoreOptions & { readOnly?: boolean }): Db {
+  try {
+    return open<Buffer, Buffer>(dir, {
+      // Without this, lmdb-js treats a path with a dot in its last segment as a file name.
+      noSubdir: false,
+      encoding: 'binary',
+      keyEncoding: 'binary',
+      commitDelay: options.commitDelay ?? 0,
+      readOnly: options.readOnly ?? false,
+    });
+  } catch (err) {
+    throw errors.storage(`cannot open the store in ${dir}: ${message(err)}`, err);
+  }
+}
+
+/**
+ * Checks, read-only, that an LMDB environment without protokv's marker holds only what protokv
+ * writes: entries (a table name, 0x00, a key, all UTF-8, with a protobuf `Value`) and protokv's own
+ * 0xFF records. It is then a data directory of an earlier protokv version, and is adopted.
+ * Anything else is another program's environment: refused, untouched (LMDB's own lock file aside:
+ * every reader registers there, and it is removed again if this check created it).
+ */
+function checkProtokvContents(dir: string): void {
+  const lockFile = join(dir, 'lock.mdb');
+  const hadLockFile = existsSync(lockFile);
+  let db: Db | undefined;
+  let why: string | undefined;
+  try {
+    db = openEnvironment(dir, { readOnly: true });
+    for (const { key, value } of db.getRange({})) {
+      if (key[0] === 0xff) {
+        if (key[1] !== LAYOUT_KEY[1] && key[1] !== COUNTS_RANGE.start[1]) why = `a record 0x${key.toString('hex').slice(0, 16)}… that protokv does not write`;
+      } else if (tablePrefixLength(key) < 0 || !isUtf8(key)) {
+        why = `a key 0x${key.toString('hex').slice(0, 16)}… that is not a protokv table and key`;
+      } else {
+        try {
+          decodeValue(value);
+        } catch {
+          why = `a value under ${JSON.stringify(key.toString('utf8').slice(0, 40))} that is not a protokv value`;
+        }
+      }
+      if (why !== undefined) break;
+    }
+  } catch (err) {
+    why = `its LMDB environment cannot be read: ${message(err)}`;
+  } finally {
+    db?.close().catch(() => undefined);
+  }
+  if (why === undefined) return;
+  if (!hadLockFile) {
+    try {
+      unlinkSync(lockFile);
+    } catch {
+      // Nothing to undo.
+    }
+  }
+  throw foreignDataDir(dir, `it holds an LMDB environment with ${why}`);
+}
+
 /** Keys a table drop deletes per round (each round re-seeks the start of the table). */
 const DROP_BATCH = 10_000;
 
@@ -535,15 +602,14 @@ const MDB_MAGIC = 0xbeefc0de;
 const MDB_DATA_VERSION = 2;
 
 /**
- * Creates `dir` when missing, and refuses a data file that is not an LMDB environment. The check
- * must happen here: lmdb-js crashes the process (a native double free) when LMDB rejects a file.
+ * Refuses a data file that is not an LMDB environment. The check must happen before LMDB opens
+ * it: lmdb-js crashes the process (a native double free) when LMDB rejects a file.
  */
-function prepareDirectory(dir: string): void {
+function checkLmdbHeader(dir: string): void {
   const file = join(dir, 'data.mdb');
   let head: Buffer;
   let size: number;
   try {
-    mkdirSync(dir, { recursive: true });
     size = statSync(file, { throwIfNoEntry: false })?.size ?? 0;
     if (size === 0) return; // a new environment: LMDB initializes it
     head = Buffer.alloc(64);
