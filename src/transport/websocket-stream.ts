@@ -91,6 +91,9 @@ export class WebSocketStream extends Duplex {
   readonly #ws: WebSocket;
   readonly #socket: net.Socket | undefined;
   readonly #splitter = new FrameSplitter();
+  /** Messages received in this turn, pushed together (see `#onMessage`). */
+  #incoming: Buffer[] = [];
+  #incomingBytes = 0;
   #closeCode: number = CloseCode.NORMAL;
   #closeReason = '';
 
@@ -160,8 +163,21 @@ export class WebSocketStream extends Duplex {
       this.closeWith(CloseCode.PROTOCOL_ERROR, 'each message must carry exactly one frame');
       return;
     }
-    if (!this.push(data)) this.#ws.pause();
+    // The messages of one socket read arrive one after another in the same turn: pushed as one
+    // chunk of frames, they are served as one batch and answered in one write, as on TCP.
+    if (this.#incoming.length === 0) queueMicrotask(this.#pushIncoming);
+    this.#incoming.push(data);
+    this.#incomingBytes += data.length;
   }
+
+  readonly #pushIncoming = (): void => {
+    const messages = this.#incoming;
+    const bytes = this.#incomingBytes;
+    this.#incoming = [];
+    this.#incomingBytes = 0;
+    if (this.destroyed) return;
+    if (!this.push(messages.length === 1 ? messages[0] : Buffer.concat(messages, bytes))) this.#ws.pause();
+  };
 
   #send(chunks: Buffer[], callback: (error?: Error | null) => void): void {
     const ws = this.#ws;
