@@ -12,6 +12,9 @@ import { parseRedisUrl } from '../src/storage/redis-url.js';
 import { KvError } from '../src/errors.js';
 import { toValue as v } from '../src/protocol/values.js';
 import { RedisCluster, RedisStandalone } from './helpers/redis-cluster.js';
+import { makeTlsFixture } from './helpers/certs.js';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 let standalone: RedisStandalone;
 let cluster: RedisCluster;
@@ -162,6 +165,79 @@ describe('redis store', () => {
       await store.close();
     } finally {
       await secured.stop();
+    }
+  });
+});
+
+describe('redis store over TLS', () => {
+  test('rediss:// with a CA and a client certificate; a missing certificate or a foreign CA stops start-up', async () => {
+    const tls = await makeTlsFixture();
+    const other = await makeTlsFixture();
+    const server = await RedisStandalone.start([], {
+      cert: tls.files.server,
+      key: tls.files.serverKey,
+      ca: tls.files.ca,
+      clientCert: tls.files.client,
+      clientKey: tls.files.clientKey,
+    });
+    try {
+      const [ca, cert, key, foreignCa] = await Promise.all(
+        [tls.files.ca, tls.files.client, tls.files.clientKey, other.files.ca].map((f) => readFile(f)),
+      );
+      const target = parseRedisUrl(server.url('?prefix=tls:'));
+      const store = await RedisStore.open(target, { tls: { ca, cert, key } });
+      try {
+        await store.set('t', 'k', v(Buffer.from('over tls')));
+        assert.deepEqual(await store.get('t', 'k'), v(Buffer.from('over tls')));
+      } finally {
+        await store.close();
+      }
+      const failed = (pattern: RegExp) => (err: unknown) => err instanceof Error && err.message.includes(`rediss://127.0.0.1:${server.port}`) && pattern.test(err.message);
+      await assert.rejects(RedisStore.open(target, { tls: { ca } }), failed(/cannot reach the store/));
+      await assert.rejects(RedisStore.open(target, { tls: { ca: foreignCa, cert, key } }), failed(/cannot reach the store .*certificate/i));
+    } finally {
+      await server.stop();
+      await Promise.all([tls.cleanup(), other.cleanup()]);
+    }
+  });
+});
+
+describe('redis store when Redis goes away', () => {
+  test('requests fail fast with 503 naming the store, readiness follows, and service resumes by itself', async () => {
+    const server = await RedisStandalone.start();
+    const store = await RedisStore.open(parseRedisUrl(server.url('?prefix=outage:&timeout_ms=1000')), { probeIntervalMs: 100 });
+    try {
+      await store.set('t', 'k', v(1n));
+      assert.equal(store.healthy(), true);
+      await server.node.kill('SIGKILL');
+      const unavailable = (err: unknown) => err instanceof KvError && err.status === 503 && /^Service unavailable: store /.test(err.message);
+      for (let i = 0; i < 20; i++) {
+        const started = Date.now();
+        await assert.rejects(async () => await store.set('t', 'k', v(2n)), unavailable);
+        await assert.rejects(async () => await store.get('t', 'k'), unavailable);
+        assert.ok(Date.now() - started < 15_000, 'a request waited far longer than the timeout');
+      }
+      for (let i = 0; i < 200 && store.healthy(); i++) await sleep(20);
+      assert.equal(store.healthy(), false);
+      await server.node.restart();
+      let answered = false;
+      for (let i = 0; i < 300 && !answered; i++) {
+        try {
+          // A fresh server (no persistence): the old value is gone, the store works again.
+          assert.equal(await store.set('t', 'k', v(3n)), undefined);
+          answered = true;
+        } catch (err) {
+          assert.ok(unavailable(err), String(err));
+          await sleep(50);
+        }
+      }
+      assert.ok(answered, 'the store never came back');
+      assert.deepEqual(await store.get('t', 'k'), v(3n));
+      for (let i = 0; i < 200 && !store.healthy(); i++) await sleep(20);
+      assert.equal(store.healthy(), true);
+    } finally {
+      await store.close();
+      await server.stop();
     }
   });
 });

@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { openSync, closeSync } from 'node:fs';
+import { openSync, closeSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,15 +71,62 @@ function bindAndRelease(port: number): Promise<number> {
   });
 }
 
-/** One redis-server process. */
+/** TLS for a redis-server: it then listens for TLS only, and demands client certificates. */
+export interface RedisTlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
+  /** Client certificate and key the helper itself connects with. */
+  clientCert: string;
+  clientKey: string;
+}
+
+/** One redis-server process, on a port of its own that it keeps across restarts. */
 export class RedisProcess {
-  #exited: Promise<void>;
+  #child!: ChildProcess;
+  #exited!: Promise<void>;
 
   private constructor(
     readonly port: number,
     readonly dir: string,
-    readonly child: ChildProcess,
-  ) {
+    readonly args: string[],
+    readonly tls: RedisTlsFiles | undefined,
+  ) {}
+
+  /** Starts redis-server in `dir` on a free port (retrying should another process take it first). */
+  static async start(dir: string, args: string[], cluster: boolean, tls?: RedisTlsFiles): Promise<RedisProcess> {
+    for (let attempt = 0; ; attempt++) {
+      const node = new RedisProcess(await freePort(cluster), dir, args, tls);
+      if (await node.#spawn()) return node;
+      await node.kill();
+      if (attempt >= 4) throw new Error(`redis-server did not start (see ${dir}/redis-${node.port}.log)`);
+    }
+  }
+
+  /** The current process. */
+  get child(): ChildProcess {
+    return this.#child;
+  }
+
+  /** Starts the server again after it was killed: same port, directory and settings. */
+  async restart(): Promise<void> {
+    if (this.running) throw new Error(`redis-server on ${this.port} is still running`);
+    if (!(await this.#spawn())) throw new Error(`redis-server did not restart (see ${this.dir}/redis-${this.port}.log)`);
+  }
+
+  async #spawn(): Promise<boolean> {
+    const log = openSync(join(this.dir, `redis-${this.port}.log`), 'a');
+    const tls = this.tls;
+    const listen = tls
+      ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'yes']
+      : ['--port', String(this.port)];
+    const child = spawn(
+      'redis-server',
+      [...listen, '--bind', HOST, '--dir', this.dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...this.args],
+      { stdio: ['ignore', log, log] },
+    );
+    closeSync(log);
+    this.#child = child;
     live.add(child);
     this.#exited = new Promise((resolve) =>
       child.once('exit', () => {
@@ -87,24 +134,7 @@ export class RedisProcess {
         resolve();
       }),
     );
-  }
-
-  /** Starts redis-server in `dir` on a free port (retrying should another process take it first). */
-  static async start(dir: string, args: string[], cluster: boolean): Promise<RedisProcess> {
-    for (let attempt = 0; ; attempt++) {
-      const port = await freePort(cluster);
-      const log = openSync(join(dir, `redis-${port}.log`), 'a');
-      const child = spawn(
-        'redis-server',
-        ['--port', String(port), '--bind', HOST, '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...args],
-        { stdio: ['ignore', log, log] },
-      );
-      closeSync(log);
-      const node = new RedisProcess(port, dir, child);
-      if (await node.#answers()) return node;
-      await node.kill();
-      if (attempt >= 4) throw new Error(`redis-server did not start (see ${dir}/redis-${port}.log)`);
-    }
+    return await this.#answers();
   }
 
   /** Whether the process still runs. */
@@ -129,7 +159,8 @@ export class RedisProcess {
 
   /** A short-lived connection that fails fast, for administrative commands. */
   connection(): Redis {
-    return new Redis({ host: HOST, port: this.port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: true, connectTimeout: 2000, commandTimeout: 5000 });
+    const tls = this.tls && { ca: readFileSync(this.tls.ca), cert: readFileSync(this.tls.clientCert), key: readFileSync(this.tls.clientKey) };
+    return new Redis({ host: HOST, port: this.port, tls, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: true, connectTimeout: 2000, commandTimeout: 5000 });
   }
 
   /** Runs one command on this node. */
@@ -169,11 +200,12 @@ export class RedisStandalone {
     readonly dir: string,
   ) {}
 
-  static async start(args: string[] = []): Promise<RedisStandalone> {
+  /** Starts redis-server with `args`; with `tls` it speaks TLS only (see {@link RedisTlsFiles}). */
+  static async start(args: string[] = [], tls?: RedisTlsFiles): Promise<RedisStandalone> {
     assertRedisInstalled();
     const dir = await mkdtemp(join(tmpdir(), 'protokv-redis-'));
     try {
-      return new RedisStandalone(await RedisProcess.start(dir, args, false), dir);
+      return new RedisStandalone(await RedisProcess.start(dir, args, false, tls), dir);
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
       throw err;
@@ -186,7 +218,7 @@ export class RedisStandalone {
 
   /** The `store` setting that reaches this server. */
   url(query = ''): string {
-    return `redis://${HOST}:${this.port}${query}`;
+    return `${this.node.tls ? 'rediss' : 'redis'}://${HOST}:${this.port}${query}`;
   }
 
   async stop(): Promise<void> {

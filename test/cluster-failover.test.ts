@@ -1,0 +1,99 @@
+/**
+ * A master of the Redis Cluster is killed with SIGKILL under write load through two protokv
+ * nodes. Clients get answers — 200 or 503, nothing else — and none hangs; service on the killed
+ * master's tables resumes by itself once a replica takes over; subscriptions on its topics resume
+ * too; and with `wait_replicas=1` no acknowledged write is lost. (`bench/failover.ts` measures the
+ * outage and the losses.)
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KvClient } from '../src/client/client.js';
+import { RedisCluster, startRedisNode, type RedisBackedNode } from './helpers/redis-cluster.js';
+import { runFailover, type FailoverResult } from './helpers/failover.js';
+
+/** Longest any single request may take: far above the store's 2 s timeout, far below a hang. */
+const NO_HANG_MS = 15_000;
+
+let cluster: RedisCluster;
+const nodes: RedisBackedNode[] = [];
+const clients: KvClient[] = [];
+
+before(async () => {
+  // A short node timeout keeps the failover quick; the cluster is still healthy at rest.
+  cluster = await RedisCluster.start({ nodeTimeoutMs: 2000 });
+});
+
+after(async () => {
+  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await Promise.all(nodes.map((n) => n.close()));
+  await cluster?.stop();
+});
+
+/** Two nodes over the cluster (with `query` on their store URL) and a client of each. */
+async function twoNodes(query: string): Promise<KvClient[]> {
+  const started = await Promise.all([startRedisNode(cluster.url(query)), startRedisNode(cluster.url(query))]);
+  nodes.push(...started);
+  const mine = await Promise.all(started.map((n) => n.client()));
+  clients.push(...mine);
+  return mine;
+}
+
+function assertBehaviour(result: FailoverResult): void {
+  const statuses = Object.fromEntries(result.statuses);
+  for (const status of Object.keys(statuses)) assert.ok(status === '200' || status === '503', `unexpected answer ${status}: ${JSON.stringify(statuses)}`);
+  assert.ok(result.slowestMs < NO_HANG_MS, `a request took ${Math.round(result.slowestMs)} ms`);
+  assert.ok(Number.isFinite(result.outageMs), 'writes to the killed master\'s tables never succeeded again');
+  assert.ok(result.acknowledged > 0);
+}
+
+describe('a master killed under load', () => {
+  test('without wait_replicas: 503s or successes, no hang, service resumes by itself; subscriptions too', async () => {
+    const [ca, cb] = await twoNodes('?prefix=fo1:');
+    const tables = Array.from({ length: 24 }, (_, i) => `table-${i}`);
+    // A subscriber on one node, on a topic of every master; a publisher on the other.
+    const subscription = await ca.subscribe('ticks');
+    const received: unknown[] = [];
+    const reading = (async () => {
+      for await (const message of subscription) received.push(message[0]);
+    })();
+    const result = await runFailover({
+      cluster,
+      clients: [ca, cb],
+      writers: 16,
+      tables,
+      warmupMs: 500,
+      afterRecoveryMs: 300,
+      recoveryTimeoutMs: 30_000,
+      restartVictim: true,
+    });
+    assertBehaviour(result);
+    // Messages published after the failover reach the subscriber (ioredis subscribes again).
+    let tick = 0;
+    const before = received.length;
+    for (let i = 0; i < 300 && received.length === before; i++) {
+      const status = (await cb.send({ requestData: { $case: 'publish', value: { topic: 'ticks', data: [{ value: { $case: 'integer', value: BigInt(++tick) } }] } } })).status;
+      assert.ok(status === 200 || status === 503, `publish answered ${status}`);
+      await sleep(50);
+    }
+    assert.ok(received.length > before, 'the subscriber received nothing after the failover');
+    await subscription.unsubscribe();
+    await reading;
+  });
+
+  test('with wait_replicas=1: no acknowledged write is lost', async () => {
+    const [ca, cb] = await twoNodes('?prefix=fo2:&wait_replicas=1');
+    const result = await runFailover({
+      cluster,
+      clients: [ca, cb],
+      writers: 16,
+      tables: Array.from({ length: 24 }, (_, i) => `table-${i}`),
+      warmupMs: 500,
+      afterRecoveryMs: 300,
+      recoveryTimeoutMs: 30_000,
+      restartVictim: true,
+    });
+    assertBehaviour(result);
+    assert.equal(result.lost, 0, `${result.lost} of ${result.acknowledged} acknowledged writes lost`);
+  });
+});
