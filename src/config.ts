@@ -23,7 +23,7 @@ export const MUX_MODES = ['none', 'yamux'] as const;
 export type MuxMode = (typeof MUX_MODES)[number];
 
 /** The shapes a setting's value can take; each has one parser shared by flags, env and file. */
-export type SettingKind = 'listen' | 'path' | 'boolean' | 'choice' | 'integer' | 'size' | 'origins' | 'store';
+export type SettingKind = 'listen' | 'listenOrOff' | 'path' | 'boolean' | 'choice' | 'integer' | 'size' | 'origins' | 'store';
 
 /** Where the data lives: the embedded persistent store, memory, or a Redis engine. */
 export type StoreChoice =
@@ -73,6 +73,18 @@ export const SETTINGS = {
     placeholder: 'HOST:PORT',
     group: 'general',
     description: 'Address to accept connections on; IPv6 in brackets, e.g. [::1]:9527; port 0 picks a free port',
+  },
+  resp: {
+    kind: 'listenOrOff',
+    flag: 'resp',
+    env: 'PROTOKV_RESP',
+    toml: 'resp.listen',
+    default: 'off',
+    placeholder: 'HOST:PORT|off',
+    group: 'general',
+    description:
+      'Address of the RESP listener, which speaks the Redis protocol (redis-cli, Redis client libraries) ' +
+      'to the same data; off disables it. Same TLS settings and loopback rule as --listen',
   },
   store: {
     kind: 'store',
@@ -333,6 +345,8 @@ export interface HttpConfig {
 /** The validated configuration of `protokv serve`. */
 export interface ServerConfig {
   listen: ListenAddress;
+  /** The RESP (Redis protocol) listener's address; absent when it is off. */
+  resp?: ListenAddress;
   /** Where data lives; `--memory` is short for `--store memory`. */
   store: StoreChoice;
   /** TLS files for a `rediss://` store. */
@@ -441,6 +455,8 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
     sources,
   };
   if (configFile) config.configFile = configFile;
+  const resp = values.resp as ListenAddress | undefined;
+  if (resp !== undefined) config.resp = resp;
 
   const tlsCert = values.tlsCert as string | undefined;
   const tlsKey = values.tlsKey as string | undefined;
@@ -478,6 +494,14 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
       `${labels.listen} ${formatListenAddress(config.listen)} is not a loopback address: ` +
         'set --tls-cert and --tls-key to serve TLS there, or --insecure to serve plain, unencrypted TCP',
       { setting: 'listen' },
+    );
+  }
+
+  if (config.resp !== undefined && !config.tls && !config.insecure && !isLoopbackHost(config.resp.host)) {
+    throw new ConfigError(
+      `${labels.resp} ${formatListenAddress(config.resp)} is not a loopback address: ` +
+        'set --tls-cert and --tls-key to serve TLS there, or --insecure to serve plain, unencrypted TCP',
+      { setting: 'resp' },
     );
   }
 
@@ -761,6 +785,10 @@ function coerce(name: SettingName, raw: unknown, label: string, baseDir: string,
     switch (spec.kind) {
       case 'listen':
         return listenAddress(requireString(raw, 'HOST:PORT'));
+      case 'listenOrOff': {
+        const text = requireString(raw, 'HOST:PORT or off');
+        return text.toLowerCase() === 'off' ? undefined : listenAddress(text);
+      }
       case 'path': {
         const text = requireString(raw, 'a path');
         if (text.includes('\0')) throw new Expected('expected a path');

@@ -93,6 +93,7 @@ function samples(): Record<SampledSetting, Sample> {
   const num = (n: number): Sample => ({ text: String(n), toml: String(n), expected: () => n });
   return {
     listen: str('[::1]:7001', () => ({ host: '::1', port: 7001 })),
+    resp: str('127.0.0.1:7002', () => ({ host: '127.0.0.1', port: 7002 })),
     store: str('rediss-cluster://kv:pw@10.0.0.1:7000,10.0.0.2:7000?wait_replicas=1', () => ({
       kind: 'redis',
       target: parseRedisUrl('rediss-cluster://kv:pw@10.0.0.1:7000,10.0.0.2:7000?wait_replicas=1'),
@@ -140,6 +141,7 @@ function valueOf(config: ServerConfig, name: SampledSetting): unknown {
     case 'httpAllowedOrigins':
       return config.http.allowedOrigins;
     case 'listen':
+    case 'resp':
     case 'store':
     case 'dataDir':
     case 'insecure':
@@ -538,6 +540,24 @@ describe('TLS settings', () => {
   });
 });
 
+describe('the RESP listener setting', () => {
+  test('is off by default and with "off", in any case', async () => {
+    assert.equal((await load()).resp, undefined);
+    assert.equal((await load(['--resp', 'off'])).resp, undefined);
+    assert.equal((await load([], { PROTOKV_RESP: 'OFF' })).resp, undefined);
+    assert.deepEqual((await load(['--resp', 'localhost:6380'])).resp, { host: 'localhost', port: 6380 });
+  });
+
+  test('a bad value names the setting', async () => {
+    await refused(['--resp', 'nope'], {}, 'invalid value "nope" for --resp: expected HOST:PORT, e.g. 127.0.0.1:9527');
+    await refused(['--resp', ''], {}, /for --resp: expected HOST:PORT or off/);
+  });
+
+  test('serve --help lists it', () => {
+    assert.match(renderServeHelp(), /--resp HOST:PORT\|off\s+Address of the RESP listener/);
+  });
+});
+
 describe('non-loopback addresses', () => {
   test('plain TCP on a non-loopback address needs TLS or --insecure', async () => {
     for (const address of ['0.0.0.0:9527', '[::]:9527', '192.0.2.10:1', 'kv.example.com:1', '128.0.0.1:1']) {
@@ -546,6 +566,13 @@ describe('non-loopback addresses', () => {
       assert.equal(err.setting, 'listen');
     }
     await refused([], { PROTOKV_LISTEN: '0.0.0.0:1' }, /^PROTOKV_LISTEN 0\.0\.0\.0:1 is not a loopback address/);
+  });
+
+  test('the RESP listener follows the same rule', async () => {
+    const err = await refused(['--resp', '0.0.0.0:6379'], {}, /^--resp 0\.0\.0\.0:6379 is not a loopback address: set --tls-cert and --tls-key/);
+    assert.equal(err.setting, 'resp');
+    await refused([], { PROTOKV_RESP: '[::]:6379' }, /^PROTOKV_RESP \[::\]:6379 is not a loopback address/);
+    assert.deepEqual((await load(['--resp', '0.0.0.0:6379', '--insecure'])).resp, { host: '0.0.0.0', port: 6379 });
   });
 
   test('--insecure allows it', async () => {
@@ -648,7 +675,10 @@ describe('the settings table', () => {
     for (const name of names) {
       const s = spec(name);
       assert.equal(s.env, `PROTOKV_${s.flag.toUpperCase().replace(/-/g, '_')}`, name);
-      if (s.toml !== undefined) assert.equal(s.toml.split('.').pop(), s.flag.replace(/^(tls|http|store-tls)-/, '').replace(/-/g, '_'), name);
+      // A second listener's address is `<name>.listen` in the file and `--<name>` as a flag.
+      if (s.toml !== undefined && s.toml !== `${s.flag}.listen`) {
+        assert.equal(s.toml.split('.').pop(), s.flag.replace(/^(tls|http|store-tls)-/, '').replace(/-/g, '_'), name);
+      }
     }
   });
 

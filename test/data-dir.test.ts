@@ -75,6 +75,14 @@ describe('what a data directory may hold', () => {
     }
   });
 
+  test('the root of a filesystem (holding only lost+found) counts as empty', async () => {
+    const dir = freshDir();
+    await mkdir(join(dir, 'lost+found'), { recursive: true });
+    const store = LmdbStore.open(dir);
+    await store.close();
+    assert.ok(existsSync(join(dir, MARKER_FILE)));
+  });
+
   test("a Redis data directory is refused, untouched", async () => {
     const dir = freshDir();
     await mkdir(dir);

@@ -124,6 +124,76 @@ describe('lmdb store', () => {
     }
   });
 
+  test('dropping a large table: reads see it gone at once, later writes wait for the background deletion, the event loop keeps running', async () => {
+    const store = LmdbStore.open(freshDir());
+    try {
+      const n = 35_000;
+      for (let i = 0; i < n; i += 5000) {
+        await store.setMany('big', Array.from({ length: 5000 }, (_, k) => ({ key: `k${i + k}`, value: v(BigInt(i + k)) })));
+      }
+      await store.set('other', 'k', v('kept'));
+      let turns = 0;
+      let spinning = true;
+      const spin = (): void => {
+        turns++;
+        if (spinning) setImmediate(spin);
+      };
+      setImmediate(spin);
+      const drop = store.drop('big');
+      const after = store.set('big', 'new', v('after the drop'));
+      assert.equal(store.len('big'), 1);
+      assert.equal(store.get('big', 'k1'), undefined);
+      assert.deepEqual(store.getAll('big'), [{ key: 'new', value: v('after the drop') }]);
+      assert.equal(await drop, n);
+      assert.equal(store.get('big', 'k2'), undefined, 'hidden until the background deletion is done');
+      assert.equal(store.len('big'), 1);
+      assert.deepEqual(store.scan('big', '', 10).items, [{ key: 'new', value: v('after the drop') }]);
+      assert.deepEqual(store.tables('', 10).items, [
+        { name: 'big', keys: 1 },
+        { name: 'other', keys: 1 },
+      ]);
+      const turnsAtAck = turns;
+      assert.equal(await after, undefined, 'the later write found the table empty');
+      spinning = false;
+      assert.ok(turns > turnsAtAck, 'the event loop ran while the old entries were deleted');
+      assert.deepEqual(store.getAll('big'), [{ key: 'new', value: v('after the drop') }]);
+      assert.equal(store.len('big'), 1);
+      assert.deepEqual(store.get('other', 'k'), v('kept'));
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a drop stopped by close is finished by the next open; writes waiting for it are refused, not lost later', async () => {
+    const dir = freshDir();
+    const store = LmdbStore.open(dir);
+    for (let i = 0; i < 40_000; i += 5000) {
+      await store.setMany('big', Array.from({ length: 5000 }, (_, k) => ({ key: `k${i + k}`, value: v(1n) })));
+    }
+    await store.set('other', 'k', v('kept'));
+    assert.equal(await store.drop('big'), 40_000);
+    const waiting = store.set('big', 'late', v('never acknowledged'));
+    await store.close();
+    await assert.rejects(waiting, storageError(/store closed before the drop of table "big" finished/));
+    const reopened = LmdbStore.open(dir);
+    try {
+      assert.equal(reopened.len('big'), 0);
+      assert.deepEqual(reopened.getAll('big'), []);
+      assert.deepEqual(reopened.tables('', 10).items, [{ name: 'other', keys: 1 }]);
+      assert.deepEqual(reopened.get('other', 'k'), v('kept'));
+    } finally {
+      await reopened.close();
+    }
+    // Nothing of the drop is left in the database.
+    const raw = open<Buffer, Buffer>(dir, { encoding: 'binary', keyEncoding: 'binary' });
+    try {
+      assert.deepEqual(Array.from(raw.getKeys({ start: Buffer.from('big\0'), end: Buffer.from('big\x01') })), []);
+      assert.deepEqual(Array.from(raw.getKeys({ start: Buffer.from([0xff, 0x64]), end: Buffer.from([0xff, 0x65]) })), []);
+    } finally {
+      await raw.close();
+    }
+  });
+
   test('a setMany failing part-way writes nothing', async () => {
     const dir = freshDir();
     const store = LmdbStore.open(dir);

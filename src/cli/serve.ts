@@ -13,6 +13,7 @@ import type { Broker } from '../service/broker.js';
 import type { Store } from '../storage/store.js';
 import { Service } from '../service/service.js';
 import { ProtokvServer, type TlsMaterial } from '../transport/server.js';
+import { RespServer } from '../resp/server.js';
 
 export async function serveCommand(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -42,9 +43,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.exit(1);
   });
   try {
-    const server = await start(config, logger);
+    const servers = await start(config, logger);
     await waitForSignal(logger);
-    await server.close();
+    // The RESP listener finishes first: the protobuf listener's close also closes the store.
+    await servers.resp?.close();
+    await servers.main.close();
     logger.info('stopped');
     return 0;
   } catch (err) {
@@ -82,7 +85,12 @@ function describeStore(config: ServerConfig, store: Store): string {
   return store instanceof RedisStore ? store.address : config.store.kind;
 }
 
-async function start(config: ServerConfig, logger: Logger): Promise<ProtokvServer> {
+interface Listeners {
+  main: ProtokvServer;
+  resp?: RespServer;
+}
+
+async function start(config: ServerConfig, logger: Logger): Promise<Listeners> {
   const { store, broker } = await openStore(config, logger);
   const service = new Service({ store, broker, logger, maxKeysPerCommand: config.limits.maxKeysPerCommand });
   let tls: TlsMaterial | undefined;
@@ -118,7 +126,23 @@ async function start(config: ServerConfig, logger: Logger): Promise<ProtokvServe
     },
     'listening',
   );
-  return server;
+  if (config.resp === undefined) return { main: server };
+  let resp: RespServer;
+  try {
+    resp = await RespServer.listen({
+      service,
+      host: config.resp.host,
+      port: config.resp.port,
+      tls,
+      storeKind: describeStore(config, store),
+      ...config.limits,
+    });
+  } catch (err) {
+    await server.close();
+    throw new Error(`cannot listen on ${formatListenAddress(config.resp)} (--resp): ${(err as Error).message}`, { cause: err });
+  }
+  logger.info({ address: formatListenAddress(resp.address()), protocol: 'resp', tls: config.tls ? (config.tls.clientCa ? 'mutual' : 'server') : 'off' }, 'listening');
+  return { main: server, resp };
 }
 
 function waitForSignal(logger: Logger): Promise<void> {

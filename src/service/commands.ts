@@ -17,6 +17,13 @@ export interface CommandContext {
   readonly maxKeysPerCommand: number;
   /** The stream the request arrived on; only SUBSCRIBE uses it. */
   readonly stream: SubscriberContext | undefined;
+  /** Which protocol the request came in on (`resp` for the RESP listener), for metrics and tracing. */
+  readonly transport?: string;
+  /**
+   * Told how many subscriptions a PUBLISH reached (the protobuf response carries no count; a RESP
+   * PUBLISH replies with it).
+   */
+  readonly onPublished?: (receivers: number) => void;
 }
 
 type Handler<C extends CommandName> = (args: CommandArgs<C>, ctx: CommandContext) => MaybePromise<CommandResponse>;
@@ -125,7 +132,11 @@ const handlers: { [C in CommandName]: Handler<C> } = {
       if (!found) throw errors.subscriptionNotFound(topic, id);
       return ok();
     }),
-  publish: ({ topic, data }, { pubsub }) => map(pubsub.publish(topic, data), ok),
+  publish: ({ topic, data }, { pubsub, onPublished }) =>
+    map(pubsub.publish(topic, data), (receivers) => {
+      onPublished?.(receivers);
+      return ok();
+    }),
   hlen: ({ table }, { store }) => map(store.len(table), (n) => okValues([integer(n)])),
   hscan: ({ table, cursor, count }, { store }) => map(store.scan(table, cursor, pageSize(count)), scanPage),
   tables: ({ cursor, count }, { store }) => map(store.tables(cursor, pageSize(count)), tablesPage),

@@ -106,9 +106,12 @@ export class Service {
     return this.#closing;
   }
 
-  /** The context for requests arriving on `stream`; create it once per stream, not per request. */
-  contextFor(stream: SubscriberContext | undefined): CommandContext {
-    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, stream };
+  /**
+   * The context for requests arriving on `stream` (over `transport`, when it is not the protobuf
+   * stream protocol); create it once per stream, not per request.
+   */
+  contextFor(stream: SubscriberContext | undefined, transport?: string): CommandContext {
+    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, stream, transport };
   }
 
   #failed(err: unknown): CommandResponse {

@@ -20,6 +20,11 @@ import { errors } from '../errors.js';
 
 export const MARKER_FILE = 'protokv.json';
 export const LOCK_FILE = 'protokv.lock';
+/**
+ * Entries that say nothing about whose a directory is: the lock, and the `lost+found` of a
+ * filesystem's root (a data directory is often a mount point of its own).
+ */
+const IGNORED = new Set([LOCK_FILE, 'lost+found']);
 /** The files of an LMDB environment, all an unmarked directory may hold to be adopted. */
 const LMDB_FILES = new Set(['data.mdb', 'lock.mdb']);
 
@@ -40,7 +45,7 @@ export function inspectDataDir(dir: string): DataDirKind {
   let entries: string[];
   try {
     mkdirSync(dir, { recursive: true });
-    entries = readdirSync(dir).filter((name) => name !== LOCK_FILE);
+    entries = readdirSync(dir).filter((name) => !IGNORED.has(name));
   } catch (err) {
     throw errors.storage(`cannot use ${dir} as the store directory: ${(err as Error).message}`, err);
   }

@@ -2,7 +2,8 @@
  * How the persistent store lays tables out in its LMDB database, and its cursors.
  *
  * One database, raw binary keys, sorted bytewise:
- * - An entry's key is `escape(table) 0x00 key` in UTF-8. Table names are escaped so they never
+ * - An entry's key is `escape(table) 0x00 key` in UTF-8 (extended to lone surrogates, see
+ *   wtf8.ts, so names the RESP listener derives from non-UTF-8 bytes survive). Table names are escaped so they never
  *   contain a 0x00 byte, which makes `escape(table) 0x00` a prefix that no other table's keys start
  *   with: a table is the contiguous key range `[escape(table) 0x00, escape(table) 0x01)`.
  *   (lmdb-js array keys were not used: its ordered-binary encoding writes strings of 64 characters
@@ -11,11 +12,14 @@
  *   and can never be mistaken for one:
  *   - `0xFF 'c' escape(table)` → the table's number of keys (6 bytes, big-endian), present only
  *     for non-empty tables; listing this range lists the tables in name order;
+ *   - `0xFF 'd' escape(table)` → a drop still deleting the table's entries in the background (its
+ *     key count at the drop); opening the store finishes it;
  *   - `0xFF 'f'` → the layout version, written when the database is created (or its counts were
  *     rebuilt): databases without it predate the counts.
  * - An entry's value is the protobuf encoding of `Value`, so its type survives restarts.
  */
 import { errors } from '../errors.js';
+import { bytesText, textBytes } from './wtf8.js';
 
 /** The largest key lmdb-js accepts with its default page size. */
 export const MAX_KEY_BYTES = 1978;
@@ -26,6 +30,10 @@ export const LAYOUT_VERSION = 1;
 export const LAYOUT_KEY = Buffer.from([0xff, 0x66]);
 
 const COUNT_PREFIX = Buffer.from([0xff, 0x63]);
+const DROP_PREFIX = Buffer.from([0xff, 0x64]);
+/** The range of unfinished drops. */
+export const DROPS_RANGE = { start: DROP_PREFIX, end: Buffer.from([0xff, 0x65]) };
+
 /** Everything that is an entry (all keys below the first protokv record). */
 export const ENTRIES_END = Buffer.from([0xff]);
 /** The range of table counts. */
@@ -46,12 +54,17 @@ export function unescapeTable(escaped: string): string {
 /** The key range holding every entry of `table`, and the length of its prefix. */
 export function tableRange(table: string): { start: Buffer; end: Buffer; prefixLength: number } {
   const escaped = escapeTable(table);
-  const start = Buffer.from(`${escaped}\0`);
-  return { start, end: Buffer.from(`${escaped}\x01`), prefixLength: start.length };
+  const start = textBytes(`${escaped}\0`);
+  return { start, end: textBytes(`${escaped}\x01`), prefixLength: start.length };
+}
+
+/** The key part of an entry's database key (its table prefix is `prefixLength` bytes). */
+export function keyOfEntry(dbKey: Buffer, prefixLength: number): string {
+  return bytesText(dbKey, prefixLength);
 }
 
 export function entryKey(table: string, key: string): Buffer {
-  return Buffer.from(`${escapeTable(table)}\0${key}`);
+  return textBytes(`${escapeTable(table)}\0${key}`);
 }
 
 /** The database key for a write; a key LMDB cannot hold is refused. */
@@ -77,7 +90,7 @@ export function tablePrefixLength(key: Buffer): number {
 }
 
 export function countKey(table: string): Buffer {
-  return Buffer.concat([COUNT_PREFIX, Buffer.from(escapeTable(table))]);
+  return Buffer.concat([COUNT_PREFIX, textBytes(escapeTable(table))]);
 }
 
 /** The count key of a table given its escaped name as bytes. */
@@ -87,7 +100,16 @@ export function countKeyOfEscaped(escaped: Buffer): Buffer {
 
 /** The table a count key counts. */
 export function tableOfCountKey(key: Buffer): string {
-  return unescapeTable(key.toString('utf8', COUNT_PREFIX.length));
+  return unescapeTable(bytesText(key, COUNT_PREFIX.length));
+}
+
+export function dropKey(table: string): Buffer {
+  return Buffer.concat([DROP_PREFIX, textBytes(escapeTable(table))]);
+}
+
+/** The table a drop record is about. */
+export function tableOfDropKey(key: Buffer): string {
+  return unescapeTable(bytesText(key, DROP_PREFIX.length));
 }
 
 export function encodeCount(n: number): Buffer {

@@ -11,6 +11,7 @@ import { closeSync, existsSync, openSync, readSync, statSync, unlinkSync } from 
 import { isUtf8 } from 'node:buffer';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { open, type RootDatabase } from 'lmdb';
 import { Value } from '../protocol/generated/abi.js';
 import { decodeValue } from '../protocol/decoder.js';
@@ -19,6 +20,10 @@ import {
   COUNTS_RANGE,
   countKey,
   countKeyOfEscaped,
+  keyOfEntry,
+  dropKey,
+  DROPS_RANGE,
+  tableOfDropKey,
   decodeCount,
   encodeCount,
   ENTRIES_END,
@@ -59,6 +64,11 @@ export class LmdbStore implements Store {
   readonly #pending = new Set<Promise<unknown>>();
   /** Their effects, which every read applies over the committed state. */
   readonly #staged = new PendingWrites();
+  /**
+   * Tables whose drop is deleting entries in the background → resolves once it is done (true) or
+   * stopped by `close` (false). Writes to those tables wait for it.
+   */
+  readonly #dropping = new Map<string, Promise<boolean>>();
   #closed = false;
   #closing: Promise<void> | undefined;
 
@@ -143,7 +153,7 @@ export class LmdbStore implements Store {
     try {
       if (staged === undefined || staged.dropTicket === 0) {
         for (const { key, value } of db.getRange({ start, end })) {
-          const k = key.toString('utf8', prefixLength);
+          const k = keyOfEntry(key, prefixLength);
           if (pending === undefined || !pending.has(k)) yield { key: k, value: decode(value) };
         }
       }
@@ -184,7 +194,7 @@ export class LmdbStore implements Store {
       const more = rows.length > count;
       if (more) rows.length = count;
       return {
-        items: rows.map((r) => ({ key: r.key.toString('utf8', prefixLength), value: r.staged ? r.decoded! : decode(r.value) })),
+        items: rows.map((r) => ({ key: keyOfEntry(r.key, prefixLength), value: r.staged ? r.decoded! : decode(r.value) })),
         cursor: more ? scanCursor(rows[count - 1].key, prefixLength) : '',
       };
     });
@@ -226,6 +236,7 @@ export class LmdbStore implements Store {
     const ticket = this.#staged.ticket();
     this.#staged.put(table, key, k, value, ticket);
     return await this.#write(
+      table,
       false,
       () => {
         const previous = decode(db.get(k));
@@ -244,6 +255,7 @@ export class LmdbStore implements Store {
     const ticket = this.#staged.ticket();
     entries.forEach(({ key, value }, i) => this.#staged.put(table, key, writes[i][0], value, ticket));
     return await this.#write(
+      table,
       true,
       () => {
         let added = 0;
@@ -267,6 +279,7 @@ export class LmdbStore implements Store {
     const ticket = this.#staged.ticket();
     this.#staged.put(table, key, k, undefined, ticket);
     return await this.#write(
+      table,
       false,
       () => {
         const previous = decode(db.get(k));
@@ -289,6 +302,7 @@ export class LmdbStore implements Store {
       if (k !== undefined) this.#staged.put(table, key, k, undefined, ticket);
     });
     return await this.#write(
+      table,
       true,
       () => {
         let removed = 0;
@@ -309,30 +323,63 @@ export class LmdbStore implements Store {
   }
 
   /**
-   * Removes every entry of the table and its count in one atomic transaction. LMDB has no range
-   * delete, so this is one delete per key: O(n log n), done in batches so that no batch of keys
-   * held in memory is larger than `DROP_BATCH`.
+   * Removes the whole table. LMDB has no range delete, so this is one delete per key (O(n log n)),
+   * and a million deletes in one transaction would hold the event loop for seconds (the transaction
+   * callback runs on the main thread). So:
+   * - a small table (up to `INLINE_DROP` keys) is dropped in one atomic transaction;
+   * - a larger one in one atomic transaction that removes its count and writes a drop record, then
+   *   in the background, `DROP_CHUNK` keys per transaction, the event loop running in between, and
+   *   the drop record goes with the last chunk. The drop is acknowledged once the first
+   *   transaction is committed: from then on it is durable, since opening the store finishes any
+   *   drop whose record it finds. Until the background deletion is done, reads see the table as
+   *   dropped (its committed entries are hidden) and writes to it wait, so that no later write is
+   *   deleted with the old entries; other tables are not held up.
    */
   async drop(table: string): Promise<number> {
     const db = this.#live();
-    const { start, end } = tableRange(table);
     const ticket = this.#staged.ticket();
+    const small = !this.#dropping.has(table) && this.len(table) <= INLINE_DROP;
     this.#staged.drop(table, ticket);
-    return await this.#write(
-      true,
-      () => {
-        let removed = 0;
-        for (;;) {
-          const keys = Array.from(db.getKeys({ start, end, limit: DROP_BATCH }));
-          for (const k of keys) db.removeSync(k);
-          removed += keys.length;
-          if (keys.length < DROP_BATCH) break;
-        }
-        db.removeSync(countKey(table));
-        return removed;
-      },
-      () => this.#staged.settle(table, [], ticket),
-    );
+    const forget = () => this.#staged.settle(table, [], ticket);
+    if (small) return await this.#write(table, true, () => dropNow(db, table), forget);
+
+    const started = this.#write(table, true, () => startDrop(db, table), () => undefined);
+    let finished!: (done: boolean) => void;
+    const gate = new Promise<boolean>((resolve) => (finished = resolve));
+    this.#dropping.set(table, gate);
+    const background = started
+      .then(
+        () => this.#deleteDropped(table),
+        // Not started (it failed, or waited for an earlier drop that the closing store stopped):
+        // nothing more was dropped; later writes may go ahead unless the store is closing.
+        () => !this.#closed,
+      )
+      .then((done) => {
+        forget();
+        if (this.#dropping.get(table) === gate) this.#dropping.delete(table);
+        finished(done);
+      });
+    this.#track(background);
+    return await started;
+  }
+
+  /**
+   * Deletes the entries of a table whose drop was committed, a chunk per transaction, and its drop
+   * record with the last chunk. A failed chunk (a full disk) is retried; closing the store stops
+   * it (the record stays, and the next open finishes the drop). Resolves to whether it finished.
+   */
+  async #deleteDropped(table: string): Promise<boolean> {
+    const db = this.#db;
+    for (let failures = 0; ; ) {
+      if (this.#closed) return false;
+      try {
+        if (!(await this.#transact(false, () => deleteChunk(db, table)))) return true;
+        failures = 0;
+      } catch {
+        if (this.#closed) return false;
+        await sleep(Math.min(5000, 100 * 2 ** failures++));
+      }
+    }
   }
 
   /**
@@ -372,25 +419,42 @@ export class LmdbStore implements Store {
    * Queues `action` into the next lmdb-js write transaction. The read-modify-write it performs is
    * atomic because it runs inside that transaction. An `atomic` action runs in a child transaction
    * so that a failure part-way rolls all of its writes back (a plain transaction keeps them).
+   * A write to a table whose drop is still deleting entries waits for it (see `drop`).
    * `settled` runs once the transaction is committed or has failed (it forgets the staged write).
    */
-  #write<T>(atomic: boolean, action: () => T, settled: () => void): Promise<T> {
-    let queued: Promise<T>;
-    try {
-      queued = atomic ? this.#db.childTransaction(action) : this.#db.transaction(action);
-    } catch (err) {
-      queued = Promise.reject(storageError('cannot write', err));
-    }
+  #write<T>(table: string, atomic: boolean, action: () => T, settled: () => void): Promise<T> {
+    const dropping = this.#dropping.get(table);
+    const queued =
+      dropping === undefined
+        ? this.#transact(atomic, action)
+        : dropping.then((done) => {
+            if (done) return this.#transact(atomic, action);
+            throw errors.storage(`cannot write: the store closed before the drop of table ${JSON.stringify(table)} finished`);
+          });
     const committed = queued.catch(async (err: unknown) => {
       throw storageError('cannot write', await commitFailureCause(err));
     });
-    this.#pending.add(committed);
-    const settle = () => {
-      this.#pending.delete(committed);
-      settled();
-    };
-    committed.then(settle, settle);
+    this.#track(committed, settled);
     return committed;
+  }
+
+  /** Queues `action` into the next write transaction (see `#write`). */
+  #transact<T>(atomic: boolean, action: () => T): Promise<T> {
+    try {
+      return atomic ? this.#db.childTransaction(action) : this.#db.transaction(action);
+    } catch (err) {
+      return Promise.reject(storageError('cannot write', err));
+    }
+  }
+
+  /** Keeps `work` in the set `close` waits for until it settles, then runs `settled`. */
+  #track(work: Promise<unknown>, settled?: () => void): void {
+    this.#pending.add(work);
+    const settle = () => {
+      this.#pending.delete(work);
+      settled?.();
+    };
+    work.then(settle, settle);
   }
 }
 
@@ -481,7 +545,7 @@ function checkProtokvContents(dir: string): void {
     db = openEnvironment(dir, { readOnly: true });
     for (const { key, value } of db.getRange({})) {
       if (key[0] === 0xff) {
-        if (key[1] !== LAYOUT_KEY[1] && key[1] !== COUNTS_RANGE.start[1]) why = `a record 0x${key.toString('hex').slice(0, 16)}… that protokv does not write`;
+        if (key[1] !== LAYOUT_KEY[1] && key[1] !== COUNTS_RANGE.start[1] && key[1] !== DROPS_RANGE.start[1]) why = `a record 0x${key.toString('hex').slice(0, 16)}… that protokv does not write`;
       } else if (tablePrefixLength(key) < 0 || !isUtf8(key)) {
         why = `a key 0x${key.toString('hex').slice(0, 16)}… that is not a protokv table and key`;
       } else {
@@ -509,8 +573,53 @@ function checkProtokvContents(dir: string): void {
   throw foreignDataDir(dir, `it holds an LMDB environment with ${why}`);
 }
 
-/** Keys a table drop deletes per round (each round re-seeks the start of the table). */
-const DROP_BATCH = 10_000;
+/** Tables up to this many keys are dropped in one transaction (about 50 ms of deletes at most). */
+const INLINE_DROP = 10_000;
+/** Keys deleted per transaction when a larger table is dropped in the background. */
+const DROP_CHUNK = 10_000;
+
+/** Deletes up to `limit` entries of `table`, inside a write transaction; returns how many. */
+function deleteSome(db: Db, table: string, limit: number): number {
+  const { start, end } = tableRange(table);
+  const keys = Array.from(db.getKeys({ start, end, limit }));
+  for (const k of keys) db.removeSync(k);
+  return keys.length;
+}
+
+/** Deletes every entry of a table and its count, inside a write transaction; returns how many. */
+function dropNow(db: Db, table: string): number {
+  let removed = 0;
+  for (let n = DROP_CHUNK; n === DROP_CHUNK; removed += n) n = deleteSome(db, table, DROP_CHUNK);
+  db.removeSync(countKey(table));
+  return removed;
+}
+
+/** The first transaction of a background drop: the count goes, a drop record comes. */
+function startDrop(db: Db, table: string): number {
+  const k = countKey(table);
+  const n = decodeCount(db.get(k));
+  db.removeSync(k);
+  db.putSync(dropKey(table), encodeCount(n));
+  return n;
+}
+
+/** One chunk of a background drop; the drop record goes with the last. Returns whether more is left. */
+function deleteChunk(db: Db, table: string): boolean {
+  if (deleteSome(db, table, DROP_CHUNK) === DROP_CHUNK) return true;
+  db.removeSync(dropKey(table));
+  return false;
+}
+
+/** Finishes the drops a previous run left unfinished (stopped or killed mid-way), at open. */
+function finishDrops(db: Db): void {
+  const tables = Array.from(db.getKeys(DROPS_RANGE), tableOfDropKey);
+  for (const table of tables) {
+    db.transactionSync(() => {
+      dropNow(db, table);
+      db.removeSync(dropKey(table));
+    });
+  }
+}
 
 /** Adds `delta` to a table's key count, inside a write transaction; a count of 0 is removed. */
 function addToCount(db: Db, table: string, delta: number): void {
@@ -531,6 +640,7 @@ function ensureLayout(db: Db): void {
   if (version !== undefined) {
     const v = version.length === 1 ? version[0] : -1;
     if (v !== LAYOUT_VERSION) throw errors.storage(`the store's layout version ${v} is not supported (this protokv reads ${LAYOUT_VERSION})`);
+    finishDrops(db);
     return;
   }
   const counts = new Map<string, number>();
