@@ -8,10 +8,12 @@
  *
  * Everything listens on 127.0.0.1, on ports the OS picks. protokv is measured with
  * `protokv bench --json`, Redis with `redis-benchmark` running the equivalent HSET/HGET commands
- * (same key format, keyspace, value size, connections and pipeline depth).
+ * (same key format, keyspace, value size, connections and pipeline depth). A second set of rows
+ * drives both with the same load generator, `redis-benchmark`: protokv through its RESP listener
+ * (`--resp`), so that the comparison does not depend on protokv's own load generator.
  *
- * `node dist/bench/compare.js [--quick] [--repeat N] [--no-pin] [--skip-memory] [--skip-durable]`; prints
- * markdown on stdout and progress on stderr.
+ * `node dist/bench/compare.js [--quick] [--repeat N] [--no-pin] [--skip-memory] [--skip-durable] [--resp-only]`;
+ * prints markdown on stdout and progress on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -28,7 +30,7 @@ import type { BenchReport } from '../src/bench/report.js';
 import { benchValue, keyName } from '../src/bench/workload.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const HELP = `usage: node dist/bench/compare.js [--quick] [--repeat N] [--no-pin] [--skip-memory] [--skip-durable]
+const HELP = `usage: node dist/bench/compare.js [--quick] [--repeat N] [--no-pin] [--skip-memory] [--skip-durable] [--resp-only]
 
 Runs protokv and Redis side by side on loopback and prints markdown tables.
   --quick          fewer requests per cell and 200,000 fields for the memory test
@@ -37,6 +39,7 @@ Runs protokv and Redis side by side on loopback and prints markdown tables.
                    and 2+ cores)
   --skip-memory    skip the memory-per-field measurement
   --skip-durable   skip the persistent-store / appendfsync-always comparison
+  --resp-only      only the redis-benchmark rows (protokv's RESP listener next to redis-server)
 `;
 
 const { values: flags } = parseArgs({
@@ -44,6 +47,7 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean' },
     'skip-memory': { type: 'boolean' },
     'skip-durable': { type: 'boolean' },
+    'resp-only': { type: 'boolean' },
     repeat: { type: 'string' },
     'no-pin': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -55,6 +59,7 @@ if (flags.help === true) {
   process.exit(0);
 }
 const quick = flags.quick === true;
+const respOnly = flags['resp-only'] === true;
 const REPEAT = Number(flags.repeat ?? '1');
 if (!Number.isInteger(REPEAT) || REPEAT < 1 || REPEAT > 9) {
   process.stderr.write(`invalid --repeat "${flags.repeat}": expected 1 to 9\n`);
@@ -92,6 +97,14 @@ const CELLS: Cell[] = [
   { command: 'hget', connections: 50, pipeline: 1, requests: quick ? 40_000 : 200_000 },
   { command: 'hget', connections: 50, pipeline: 16, requests: quick ? 100_000 : 500_000 },
   { command: 'hget', connections: 1, pipeline: 1, requests: quick ? 10_000 : 50_000 },
+];
+
+/** The redis-benchmark rows: the same generator against protokv's RESP listener and redis-server. */
+const RESP_CELLS: Cell[] = [
+  { command: 'hset', connections: 50, pipeline: 1, requests: quick ? 40_000 : 200_000 },
+  { command: 'hset', connections: 50, pipeline: 16, requests: quick ? 100_000 : 500_000 },
+  { command: 'hget', connections: 50, pipeline: 1, requests: quick ? 40_000 : 200_000 },
+  { command: 'hget', connections: 50, pipeline: 16, requests: quick ? 100_000 : 500_000 },
 ];
 
 const log = (text: string): void => void process.stderr.write(`${text}\n`);
@@ -160,11 +173,15 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Waits for the JSON log line with `"msg":"listening"` and returns its `address`. */
-function waitForListening(child: ChildProcess, timeoutMs: number): Promise<string> {
+/**
+ * Waits for `count` JSON log lines with `"msg":"listening"` and returns their `address` fields
+ * in order (protokv logs the protobuf listener first, then the RESP listener).
+ */
+function waitForListening(child: ChildProcess, timeoutMs: number, count = 1): Promise<string[]> {
   return new Promise((resolve, reject) => {
     let buffered = '';
     let stderr = '';
+    const addresses: string[] = [];
     const timer = setTimeout(() => done(new Error(`no "listening" line within ${timeoutMs} ms`)), timeoutMs);
     const onData = (chunk: Buffer): void => {
       buffered += chunk.toString();
@@ -174,7 +191,8 @@ function waitForListening(child: ChildProcess, timeoutMs: number): Promise<strin
         buffered = buffered.slice(nl + 1);
         try {
           const entry = JSON.parse(line) as { msg?: unknown; address?: unknown };
-          if (entry.msg === 'listening' && typeof entry.address === 'string') return done(undefined, entry.address);
+          if (entry.msg === 'listening' && typeof entry.address === 'string') addresses.push(entry.address);
+          if (addresses.length === count) return done(undefined);
         } catch {
           // not a JSON log line
         }
@@ -184,7 +202,7 @@ function waitForListening(child: ChildProcess, timeoutMs: number): Promise<strin
     child.stdout!.on('data', onData);
     child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     child.once('exit', onExit);
-    function done(err: Error | undefined, address?: string): void {
+    function done(err: Error | undefined): void {
       clearTimeout(timer);
       child.stdout!.off('data', onData);
       child.off('exit', onExit);
@@ -192,7 +210,7 @@ function waitForListening(child: ChildProcess, timeoutMs: number): Promise<strin
       child.stdout!.resume();
       child.stderr!.resume();
       if (err) reject(err);
-      else resolve(address!);
+      else resolve(addresses);
     }
   });
 }
@@ -202,16 +220,17 @@ function splitAddress(address: string): { host: string; port: number } {
   return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
 }
 
-/** Starts `protokv serve` on a free loopback port. */
-async function startProtokv(store: 'memory' | 'persistent'): Promise<Server & { dataDir?: string }> {
+/** Starts `protokv serve` on a free loopback port, with its RESP listener on another. */
+async function startProtokv(store: 'memory' | 'persistent'): Promise<Server & { dataDir?: string; respPort: number }> {
   const dataDir = store === 'persistent' ? tempDir('protokv-compare-') : undefined;
   const storeArgs = dataDir === undefined ? ['--memory'] : ['--data-dir', dataDir];
-  const args = [join(ROOT, 'bin/protokv.js'), 'serve', ...storeArgs, '--listen', '127.0.0.1:0', '--log-level', 'info'];
+  const args = [join(ROOT, 'bin/protokv.js'), 'serve', ...storeArgs, '--listen', '127.0.0.1:0', '--resp', '127.0.0.1:0', '--log-level', 'info'];
   const child = track(spawnOn(SERVER_CPU, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } }));
   try {
-    const { host, port } = splitAddress(await waitForListening(child, 15_000));
+    const [main, resp] = await waitForListening(child, 15_000, 2);
+    const { host, port } = splitAddress(main);
     const name = `protokv (${store})`;
-    return { name, pid: child.pid!, host, port, dataDir, stop: () => stopChild(child), check: watchServer(child, name) };
+    return { name, pid: child.pid!, host, port, respPort: splitAddress(resp).port, dataDir, stop: () => stopChild(child), check: watchServer(child, name) };
   } catch (err) {
     await stopChild(child);
     throw new Error(`cannot start protokv: ${(err as Error).message}`, { cause: err });
@@ -612,6 +631,42 @@ async function matrix(group: string, protokv: Server, redis: Server | undefined)
   return rows;
 }
 
+/**
+ * The same redis-benchmark runs against protokv's RESP listener and redis-server, interleaved,
+ * after loading the same keyspace into both (so every HGET finds its key).
+ */
+async function respMatrix(group: string, protokv: Server & { respPort: number }, redis: Server): Promise<MatrixRow[]> {
+  const viaResp: Server = { ...protokv, port: protokv.respPort };
+  await redisLoad(viaResp.port, TABLE, KEYSPACE, keyName, benchValue(VALUE_SIZE));
+  await redisLoad(redis.port, TABLE, KEYSPACE, keyName, benchValue(VALUE_SIZE));
+  // Untimed warm-up, as for protokv bench.
+  await redisBench(viaResp, { command: 'hset', connections: 50, pipeline: 16, requests: quick ? 50_000 : 200_000 });
+  await redisBench(viaResp, { command: 'hget', connections: 50, pipeline: 16, requests: quick ? 50_000 : 200_000 });
+  const rows: MatrixRow[] = [];
+  for (const [i, cell] of RESP_CELLS.entries()) {
+    const label = `${group} (redis-benchmark on both): ${cell.command.toUpperCase()} c${cell.connections} P${cell.pipeline} n${cell.requests}`;
+    const pairs: Pair[] = [];
+    for (let rep = 0; rep < REPEAT; rep++) {
+      const order = (i + rep) % 2 === 0 ? ['protokv', 'redis'] : ['redis', 'protokv'];
+      pairs.push(
+        await undisturbed(label, async () => {
+          const runs: Record<string, Measurement> = {};
+          for (const who of order) {
+            const server = who === 'protokv' ? viaResp : redis;
+            const m = await withServerCpu(server, (r) => (r.opsPerSec > 0 ? cell.requests / r.opsPerSec : 0), () => redisBench(server, cell));
+            runs[who] = m;
+            log(`${label}: ${who} ${m.opsPerSec.toLocaleString('en-US')} ops/s, p99 ${m.p99Ms} ms, server CPU ${m.serverCpuPercent}%, other CPU ${m.foreignCpuPercent}%`);
+          }
+          return { protokv: runs.protokv, redis: runs.redis };
+        }, (pair) => [pair.protokv, pair.redis]),
+      );
+    }
+    const key = (x: Pair): number => x.protokv.opsPerSec / Math.max(1, x.redis?.opsPerSec ?? 1);
+    rows.push({ group, cell, ...[...pairs].sort((a, b) => key(a) - key(b))[Math.floor((pairs.length - 1) / 2)] });
+  }
+  return rows;
+}
+
 /** The run with the median throughput (the lower middle one for an even count). */
 function median<M extends Measurement>(runs: M[]): M | undefined {
   const sorted = [...runs].sort((a, b) => a.opsPerSec - b.opsPerSec);
@@ -708,7 +763,8 @@ async function memoryPerField(redisAvailable: boolean): Promise<MemoryRow[]> {
 
 async function generatorCeiling(): Promise<{ cell: Cell; run: Measurement & { report: BenchReport; disturbed?: boolean } }[]> {
   const child = track(spawnOn(SERVER_CPU, process.execPath, [join(ROOT, 'dist/bench/null-server.js')], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  const { host, port } = splitAddress(await waitForListening(child, 10_000));
+  const [address] = await waitForListening(child, 10_000);
+  const { host, port } = splitAddress(address);
   const server: Server = { name: 'null server', pid: child.pid!, host, port, stop: () => stopChild(child), check: watchServer(child, 'null server') };
   const out: { cell: Cell; run: Measurement & { report: BenchReport; disturbed?: boolean } }[] = [];
   try {
@@ -800,40 +856,50 @@ async function main(): Promise<void> {
   }
   const sections: string[] = [`## Machine\n\n${machine()}`];
   const rows: MatrixRow[] = [];
+  const respRows: MatrixRow[] = [];
 
-  {
-    const protokv = await startProtokv('memory');
-    const redis = redisAvailable ? await startRedis(false) : undefined;
+  const groups: ['memory' | 'durable', 'memory' | 'persistent', boolean][] = [['memory', 'memory', false]];
+  if (flags['skip-durable'] !== true) groups.push(['durable', 'persistent', true]);
+  for (const [group, store, durable] of groups) {
+    const protokv = await startProtokv(store);
+    const redis = redisAvailable ? await startRedis(durable) : undefined;
     try {
-      log(`memory group: ${protokv.name} on ${protokv.port}${redis ? `, ${redis.name} on ${redis.port}` : ''}`);
-      rows.push(...(await matrix('memory', protokv, redis)));
+      log(`${group} group: ${protokv.name} on ${protokv.port} (RESP ${protokv.respPort})${redis ? `, ${redis.name} on ${redis.port}` : ''}`);
+      if (!respOnly) rows.push(...(await matrix(group, protokv, redis)));
+      if (redis !== undefined) respRows.push(...(await respMatrix(group, protokv, redis)));
     } finally {
       await protokv.stop();
       await redis?.stop();
     }
   }
-  if (flags['skip-durable'] !== true) {
-    const protokv = await startProtokv('persistent');
-    const redis = redisAvailable ? await startRedis(true) : undefined;
-    try {
-      log(`durable group: ${protokv.name} on ${protokv.port}${redis ? `, ${redis.name} on ${redis.port}` : ''}`);
-      rows.push(...(await matrix('durable', protokv, redis)));
-    } finally {
-      await protokv.stop();
-      await redis?.stop();
-    }
+  if (!respOnly) {
+    sections.push(
+      '## Throughput and latency\n\n' +
+        '"memory": protokv memory store vs Redis without persistence. "durable": protokv persistent (LMDB) store vs ' +
+        'Redis with `appendonly yes`, `appendfsync always`; in both, a write is acknowledged once it is on disk.\n\n' +
+        matrixTable(rows) +
+        '\n\nCPU use during those runs, in percent of one core (user + system; the server figure is approximate: ' +
+        'it includes connecting and, for HGET, loading the keyspace). "Other CPU" is what the rest of the machine used meanwhile ' +
+        `(other programs, the kernel's own threads, the hypervisor); runs with more than ${DISTURBED_PERCENT}% were measured again ` +
+        `(up to ${ATTEMPTS} times) and rows marked † kept a disturbed run.\n\n` +
+        cpuTable(rows),
+    );
   }
-  sections.push(
-    '## Throughput and latency\n\n' +
-      '"memory": protokv memory store vs Redis without persistence. "durable": protokv persistent (LMDB) store vs ' +
-      'Redis with `appendonly yes`, `appendfsync always`; in both, a write is acknowledged once it is on disk.\n\n' +
-      matrixTable(rows) +
-      '\n\nCPU use during those runs, in percent of one core (user + system; the server figure is approximate: ' +
-      'it includes connecting and, for HGET, loading the keyspace). "Other CPU" is what the rest of the machine used meanwhile ' +
-      `(other programs, the kernel's own threads, the hypervisor); runs with more than ${DISTURBED_PERCENT}% were measured again ` +
-      `(up to ${ATTEMPTS} times) and rows marked † kept a disturbed run.\n\n` +
-      cpuTable(rows),
-  );
+  if (respRows.length > 0) {
+    sections.push(
+      '## Same load generator: redis-benchmark against both\n\n' +
+        '`redis-benchmark` drives protokv through its RESP listener (`--resp`) and redis-server with identical arguments ' +
+        `(\`-c 50 -P 1|16 -r ${KEYSPACE} HSET|HGET ${TABLE} __rand_int__ …\`, ${VALUE_SIZE}-byte values, keyspace loaded into both first). ` +
+        'The "protokv" columns are protokv over RESP.\n\n' +
+        matrixTable(respRows) +
+        '\n\nCPU use, in percent of one core (the generator is redis-benchmark in both, so its column is empty):\n\n' +
+        cpuTable(respRows),
+    );
+  }
+  if (respOnly) {
+    process.stdout.write(`${sections.join('\n\n')}\n`);
+    return;
+  }
 
   const ceiling = await generatorCeiling();
   sections.push(

@@ -261,6 +261,45 @@ export const SETTINGS = {
     group: 'limits',
     description: 'Responses a connection may have outstanding before the server stops reading from it',
   },
+  maxOutputBuffer: {
+    kind: 'size',
+    flag: 'max-output-buffer',
+    env: 'PROTOKV_MAX_OUTPUT_BUFFER',
+    toml: 'limits.max_output_buffer',
+    default: 32 * MiB,
+    min: 64 * KiB,
+    max: Number.MAX_SAFE_INTEGER,
+    placeholder: 'BYTES',
+    group: 'limits',
+    description:
+      'Bytes of unsent responses a connection (or yamux stream) may have before the server stops reading from it and executing its requests until they drain',
+  },
+  inputBudget: {
+    kind: 'size',
+    flag: 'input-budget',
+    env: 'PROTOKV_INPUT_BUDGET',
+    toml: 'limits.input_budget',
+    default: 256 * MiB,
+    min: 64 * KiB,
+    max: Number.MAX_SAFE_INTEGER,
+    placeholder: 'BYTES',
+    group: 'limits',
+    description:
+      'Bytes of partly received frames all connections together may hold; a frame that does not fit waits, unread, until it does',
+  },
+  frameTimeoutMs: {
+    kind: 'integer',
+    flag: 'frame-timeout-ms',
+    env: 'PROTOKV_FRAME_TIMEOUT_MS',
+    toml: 'limits.frame_timeout_ms',
+    default: 10_000,
+    min: 0,
+    max: INT32_MAX,
+    placeholder: 'MS',
+    group: 'limits',
+    description:
+      'Close a connection whose frame is not complete this many milliseconds after its first byte, plus a second per MiB of the frame; 0 never does',
+  },
   subscriberBacklogMessages: {
     kind: 'integer',
     flag: 'subscriber-backlog-messages',
@@ -331,6 +370,10 @@ export interface ServerLimits {
   /** 0: connections never time out. */
   idleTimeoutMs: number;
   maxPendingResponses: number;
+  maxOutputBuffer: number;
+  inputBudget: number;
+  /** 0: frames may take any time. */
+  frameTimeoutMs: number;
   subscriberBacklogMessages: number;
   subscriberBacklogBytes: number;
   maxKeysPerCommand: number;
@@ -448,6 +491,9 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
       maxConnections: values.maxConnections as number,
       idleTimeoutMs: values.idleTimeoutMs as number,
       maxPendingResponses: values.maxPendingResponses as number,
+      maxOutputBuffer: values.maxOutputBuffer as number,
+      inputBudget: values.inputBudget as number,
+      frameTimeoutMs: values.frameTimeoutMs as number,
       subscriberBacklogMessages: values.subscriberBacklogMessages as number,
       subscriberBacklogBytes: values.subscriberBacklogBytes as number,
       maxKeysPerCommand: values.maxKeysPerCommand as number,

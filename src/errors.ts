@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   PAGE_TOO_LARGE: { status: 400, description: 'a paging command asks for more entries per page than allowed' },
   NOT_FOUND: { status: 404, description: 'the key or subscription does not exist' },
   FRAME_TOO_LARGE: { status: 413, description: 'a frame (or its inflated payload) exceeds the maximum size' },
+  RESPONSE_TOO_LARGE: { status: 413, description: 'the response would exceed the maximum frame size' },
   STORAGE: { status: 500, description: 'the store failed to read or write' },
   INTERNAL: { status: 500, description: 'an unexpected failure inside the server' },
   SHUTTING_DOWN: { status: 503, description: 'the server is shutting down' },
@@ -58,6 +59,8 @@ export const errors = {
     new KvError('NOT_FOUND', `Not found: subscription ${id} on topic ${topic}`),
   frameTooLarge: (size: number, max: number) =>
     new KvError('FRAME_TOO_LARGE', `Frame too large: ${size} bytes exceeds the maximum of ${max} bytes`),
+  responseTooLarge: (what: string, max: number) =>
+    new KvError('RESPONSE_TOO_LARGE', `Response too large: ${what} exceeds the maximum frame size of ${max} bytes (use HSCAN)`),
   storage: (detail: string, cause?: unknown) => new KvError('STORAGE', `Storage error: ${detail}`, { cause }),
   internal: (detail: string, cause?: unknown) => new KvError('INTERNAL', `Internal error: ${detail}`, { cause }),
   shuttingDown: () => new KvError('SHUTTING_DOWN', 'Service unavailable: the server is shutting down'),

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { COMPRESSION_THRESHOLD, encodeFrame, FrameDecoder } from '../src/codec/frame.js';
+import { COMPRESSION_THRESHOLD, compressFrame, encodeFrame, FrameDecoder, inflate, SYNC_COMPRESS_LIMIT, SYNC_INFLATE_LIMIT } from '../src/codec/frame.js';
 import { KvError } from '../src/errors.js';
 
 function header(len: number, gzip = false): Buffer {
@@ -99,4 +99,53 @@ test('invalid gzip is a 400 and the next frame still decodes', () => {
 test('maxFrameSize is validated', () => {
   assert.throws(() => new FrameDecoder(0), RangeError);
   assert.throws(() => new FrameDecoder(2 ** 31), RangeError);
+});
+
+test('nextFrame hands out payloads as sent, flagged when compressed, without inflating', () => {
+  const d = new FrameDecoder();
+  const gz = gzipSync(Buffer.from('hello'));
+  d.push(Buffer.concat([header(gz.length, true), gz, header(3), Buffer.from('abc')]));
+  assert.ok(d.hasFrame());
+  assert.deepEqual(d.nextFrame(), { payload: gz, compressed: true });
+  assert.deepEqual(d.nextFrame(), { payload: Buffer.from('abc'), compressed: false });
+  assert.equal(d.nextFrame(), undefined);
+  assert.equal(d.hasFrame(), false);
+});
+
+test('a partial frame holds only the bytes that arrived, and says how many its frame will take', () => {
+  const d = new FrameDecoder(64 * 1024 * 1024);
+  assert.equal(d.frameBytesExpected, 0);
+  d.push(Buffer.from([0, 0]));
+  assert.equal(d.frameBytesExpected, 2, 'header incomplete: only what is there');
+  d.push(Buffer.concat([Buffer.from([0x03, 0xc0]), Buffer.alloc(16)]));
+  assert.equal(d.bufferedBytes, 20, 'a 60 MiB header and 16 bytes hold 20 bytes');
+  assert.equal(d.frameBytesExpected, 4 + 0x3c0, 'the whole frame once its header is known');
+  assert.equal(d.hasFrame(), false);
+  const over = new FrameDecoder(1024);
+  over.push(header(5000));
+  assert.equal(over.hasFrame(), true, 'an oversize header is ready to be refused');
+  assert.equal(over.frameBytesExpected, 4, 'and reserves nothing for its payload');
+});
+
+test('inflate: small payloads on the spot, large ones in the thread pool, bombs and junk refused', async () => {
+  const small = Buffer.alloc(1000, 1);
+  assert.deepEqual(inflate(gzipSync(small), 1 << 20), small);
+  const large = Buffer.alloc(SYNC_INFLATE_LIMIT + 1, 2);
+  const pending = inflate(gzipSync(large), 1 << 20);
+  assert.ok(pending instanceof Promise, 'a payload inflating past the synchronous limit is inflated asynchronously');
+  assert.deepEqual(await pending, large);
+  await assert.rejects(
+    Promise.resolve(inflate(gzipSync(Buffer.alloc(2 << 20)), 1 << 20)),
+    (e: unknown) => e instanceof KvError && e.status === 413,
+  );
+  assert.throws(() => inflate(Buffer.from('not gzip'), 1 << 20), (e: unknown) => e instanceof KvError && e.status === 400);
+});
+
+test('compressFrame frames a payload as header and body, compressed in the thread pool', async () => {
+  const payload = Buffer.alloc(SYNC_COMPRESS_LIMIT + 1, 3);
+  const [head, body] = await compressFrame(payload);
+  assert.equal(head!.readUInt32BE(0), (0x8000_0000 | body!.length) >>> 0);
+  const d = new FrameDecoder();
+  d.push(Buffer.concat([head!, body!]));
+  assert.deepEqual(d.next(), payload);
 });

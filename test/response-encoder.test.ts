@@ -3,7 +3,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CommandResponse, type Kvpair, type Value } from '../src/protocol/generated/abi.js';
-import { encodeResponsePayload, encodeResponseFrame } from '../src/protocol/response-encoder.js';
+import {
+  encodeLargeResponseFrame,
+  encodeResponseFrame,
+  encodeResponsePayload,
+  isLargeResponse,
+  OK_STATUS_SIZE,
+  pairFieldSize,
+  responseSize,
+  valueFieldSize,
+} from '../src/protocol/response-encoder.js';
 import { encodeFrame, FrameDecoder } from '../src/codec/frame.js';
 
 const value: fc.Arbitrary<Value> = fc.oneof(
@@ -42,4 +51,36 @@ test('frames equal the frame codec applied to the generated encoding, small and 
     assert.deepEqual(CommandResponse.decode(d.next()!), res);
     if (ours.readUInt32BE(0) >>> 31 === 0) assert.deepEqual(ours, encodeFrame(CommandResponse.encode(res).finish()));
   }
+});
+
+test('large responses are encoded in slices, between turns of the event loop, to the same bytes', async () => {
+  const pairs: Kvpair[] = Array.from({ length: 100_000 }, (_, i) => ({ key: `key-${i}`, value: { value: { $case: 'string', value: `value ${i} ${'x'.repeat(i % 50)}` } } }));
+  const res: CommandResponse = { status: 200, message: '', values: [{ value: { $case: 'integer', value: 7n } }], pairs };
+  const size = responseSize(res);
+  assert.ok(isLargeResponse(size));
+  let turns = 0;
+  let done = false;
+  const tick = (): void => {
+    turns++;
+    if (!done) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const pieces = await encodeLargeResponseFrame(res, size);
+  done = true;
+  assert.ok(turns >= 3, `encoding a ${size}-byte response took only ${turns} turns of the event loop`);
+  const d = new FrameDecoder();
+  d.push(Buffer.concat(pieces));
+  assert.deepEqual(d.next(), Buffer.from(CommandResponse.encode(res).finish()));
+});
+
+test('field sizes add up to the response size', () => {
+  fc.assert(
+    fc.property(response, (res) => {
+      let size = responseSize({ ...res, values: [], pairs: [] });
+      for (const v of res.values) size += valueFieldSize(v);
+      for (const p of res.pairs) size += pairFieldSize(p);
+      assert.equal(size, responseSize(res));
+      assert.equal(responseSize({ status: 200, message: '', values: [], pairs: [] }), OK_STATUS_SIZE);
+    }),
+  );
 });

@@ -3,9 +3,8 @@
  * whose low 31 bits give the payload length, then the payload. Pure functions and a decoder
  * with no I/O, so every transport shares them and tests can split input at every byte.
  */
-import { gunzipSync, gzipSync } from 'node:zlib';
-import type { KvError } from '../errors.js';
-import { errors } from '../errors.js';
+import { gunzip, gunzipSync, gzip, gzipSync } from 'node:zlib';
+import { errors, KvError } from '../errors.js';
 
 /** Messages whose encoded size exceeds this are sent gzip-compressed (1500 MTU − headers). */
 export const COMPRESSION_THRESHOLD = 1436;
@@ -14,12 +13,44 @@ export const DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024;
 /** The largest length a header can express. */
 export const MAX_ENCODABLE_LENGTH = 0x7fff_ffff;
 
-const HEADER_SIZE = 4;
+/** Bytes of a frame header. */
+export const HEADER_SIZE = 4;
 const GZIP_BIT = 0x8000_0000;
+/**
+ * Payloads that inflate to at most this are inflated on the calling thread (well under a
+ * millisecond); larger ones in Node's thread pool, so a small frame that inflates to tens of
+ * megabytes never holds up the event loop.
+ */
+export const SYNC_INFLATE_LIMIT = 256 * 1024;
+/**
+ * Output chunk of compression and inflation in the thread pool: each chunk costs the event loop
+ * a callback, so large ones (zlib's default is 16 KiB) keep a 60 MiB payload to a few dozen.
+ */
+const THREAD_POOL_CHUNK = 1024 * 1024;
+
+/** A frame as received: its payload exactly as sent, and whether that payload is gzip. */
+export interface ReceivedFrame {
+  readonly payload: Buffer;
+  readonly compressed: boolean;
+}
+
+/** The frame header for a payload of `length` bytes. */
+export function frameHeader(length: number, compressed = false): Buffer {
+  const header = Buffer.allocUnsafe(HEADER_SIZE);
+  header.writeUInt32BE(((compressed ? GZIP_BIT : 0) | length) >>> 0, 0);
+  return header;
+}
+
+/**
+ * Payloads larger than this are compressed in Node's thread pool (`compressFrame`) rather than
+ * on the calling thread: gzip runs at tens of megabytes a second, so a big payload would
+ * otherwise hold up every other client.
+ */
+export const SYNC_COMPRESS_LIMIT = 64 * 1024;
 
 /**
  * Frames an encoded message: small payloads are copied once behind the header, large ones are
- * gzip-compressed first.
+ * gzip-compressed first (on the calling thread: see `compressFrame` for big payloads).
  */
 export function encodeFrame(payload: Uint8Array): Buffer {
   if (payload.length > COMPRESSION_THRESHOLD) {
@@ -33,6 +64,16 @@ export function encodeFrame(payload: Uint8Array): Buffer {
   frame.writeUInt32BE(payload.length, 0);
   frame.set(payload, HEADER_SIZE);
   return frame;
+}
+
+/**
+ * Compresses `payload` in the thread pool and resolves to the frame as two pieces, header and
+ * compressed body, so the body is never copied behind the header.
+ */
+export function compressFrame(payload: Uint8Array): Promise<Buffer[]> {
+  return new Promise((resolve, reject) =>
+    gzip(payload, { chunkSize: THREAD_POOL_CHUNK }, (err, compressed) => (err ? reject(err) : resolve([frameHeader(compressed.length, true), compressed]))),
+  );
 }
 
 /**
@@ -73,8 +114,43 @@ export class FrameDecoder {
     this.#buffered += chunk.length;
   }
 
+  /**
+   * Bytes the buffered input will take once the frame at its head is complete: the whole frame
+   * when its header has arrived (and it fits the maximum), else what is buffered. Lets a caller
+   * budget for a frame before its bytes arrive, without allocating anything for it.
+   */
+  get frameBytesExpected(): number {
+    if (this.#failed || this.#buffered < HEADER_SIZE) return this.#buffered;
+    const length = this.#peekHeader() & MAX_ENCODABLE_LENGTH;
+    return length > this.maxFrameSize ? this.#buffered : Math.max(this.#buffered, HEADER_SIZE + length);
+  }
+
+  /** Whether a complete frame (or a header over the maximum) is buffered: `nextFrame` would not return `undefined`. */
+  hasFrame(): boolean {
+    if (this.#failed) return false;
+    if (this.#buffered < HEADER_SIZE) return false;
+    const length = this.#peekHeader() & MAX_ENCODABLE_LENGTH;
+    return length > this.maxFrameSize || this.#buffered >= HEADER_SIZE + length;
+  }
+
   /** The next complete payload (inflated if it was compressed), or `undefined` if none is whole yet. */
   next(): Buffer | undefined {
+    const frame = this.nextFrame();
+    if (frame === undefined || !frame.compressed) return frame?.payload;
+    try {
+      return inflateSync(frame.payload, this.maxFrameSize);
+    } catch (err) {
+      if (err instanceof KvError && err.code === 'FRAME_TOO_LARGE') this.fail(err);
+      throw err;
+    }
+  }
+
+  /**
+   * The next complete frame as received (still compressed if it was), or `undefined` if none is
+   * whole yet. Inflate it with `inflate`; a payload that inflates past the maximum loses framing
+   * as surely as an oversize header, so call `fail` with that error.
+   */
+  nextFrame(): ReceivedFrame | undefined {
     if (this.#failed) throw this.#failed;
     if (this.#buffered < HEADER_SIZE) return undefined;
     const header = this.#peekHeader();
@@ -82,19 +158,16 @@ export class FrameDecoder {
     if (length > this.maxFrameSize) return this.#fail(errors.frameTooLarge(length, this.maxFrameSize));
     if (this.#buffered < HEADER_SIZE + length) return undefined;
     this.#skip(HEADER_SIZE);
-    const payload = this.#take(length);
-    if ((header & GZIP_BIT) === 0) return payload;
-    return this.#inflate(payload);
+    return { payload: this.#take(length), compressed: (header & GZIP_BIT) !== 0 };
   }
 
-  #inflate(payload: Buffer): Buffer {
+  /** Marks the stream as unreadable (framing lost) and drops what is buffered. */
+  fail(err: KvError): void {
+    if (this.#failed) return;
     try {
-      return gunzipSync(payload, { maxOutputLength: this.maxFrameSize });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-        return this.#fail(errors.frameTooLarge(this.maxFrameSize + 1, this.maxFrameSize));
-      }
-      throw errors.malformedFrame('compressed payload is not valid gzip', err);
+      this.#fail(err);
+    } catch {
+      // #fail throws for the callers of next(); here the caller already has the error.
     }
   }
 
@@ -157,4 +230,36 @@ export class FrameDecoder {
     }
     return out;
   }
+}
+
+/** Inflates `payload`, refusing output past `max` bytes; throws the protocol's 413 or 400. */
+export function inflateSync(payload: Buffer, max: number): Buffer {
+  try {
+    return gunzipSync(payload, { maxOutputLength: max });
+  } catch (err) {
+    throw inflateError(err, max);
+  }
+}
+
+/**
+ * Inflates `payload` on the calling thread when it inflates to at most `SYNC_INFLATE_LIMIT`
+ * bytes, else in the thread pool (the synchronous attempt stops at the limit, so at most that
+ * much work is spent on it). Refuses output past `max` bytes with the protocol's 413; invalid
+ * gzip is a 400. A promise is returned only for large payloads.
+ */
+export function inflate(payload: Buffer, max: number): Buffer | Promise<Buffer> {
+  const syncLimit = Math.min(max, SYNC_INFLATE_LIMIT);
+  try {
+    return gunzipSync(payload, { maxOutputLength: syncLimit });
+  } catch (err) {
+    if (syncLimit === max || (err as NodeJS.ErrnoException).code !== 'ERR_BUFFER_TOO_LARGE') throw inflateError(err, max);
+  }
+  return new Promise((resolve, reject) =>
+    gunzip(payload, { maxOutputLength: max, chunkSize: THREAD_POOL_CHUNK }, (err, inflated) => (err ? reject(inflateError(err, max)) : resolve(inflated))),
+  );
+}
+
+function inflateError(err: unknown, max: number): KvError {
+  if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return errors.frameTooLarge(max + 1, max);
+  return errors.malformedFrame('compressed payload is not valid gzip', err);
 }

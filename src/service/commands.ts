@@ -3,20 +3,35 @@
  * response through the store. Handlers answer synchronously when the store does, and return a
  * promise only when the store does.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { CommandRequest, CommandResponse, Kvpair, Value } from '../protocol/generated/abi.js';
 import { ok, okPage, okPairs, okValues, type CommandArgs, type CommandName } from '../protocol/requests.js';
 import { EMPTY_VALUE } from '../protocol/values.js';
 import { errors } from '../errors.js';
 import { isPromise, type Entry, type MaybePromise, type Page, type Store, type TableInfo } from '../storage/store.js';
 import type { PubSub, SubscriberContext } from './pubsub.js';
+import { ResponseBudget } from './response-budget.js';
+
+/** The stream a request arrived on, as handlers see it. */
+export interface RequestStream extends SubscriberContext {
+  /**
+   * Runs nothing more from this stream until `settled` settles. A request answered over several
+   * turns of the event loop holds its stream, so that the stream's later requests (pipelined
+   * behind it) cannot change what it reads. Streams that run one request at a time need not
+   * implement it.
+   */
+  hold?(settled: Promise<unknown>): void;
+}
 
 /** What a handler can reach: the store, pub/sub, the requesting stream and the limits. */
 export interface CommandContext {
   readonly store: Store;
   readonly pubsub: PubSub;
   readonly maxKeysPerCommand: number;
-  /** The stream the request arrived on; only SUBSCRIBE uses it. */
-  readonly stream: SubscriberContext | undefined;
+  /** Largest response payload (the maximum frame size); larger ones are refused with 413. */
+  readonly maxResponseBytes: number;
+  /** The stream the request arrived on; SUBSCRIBE and requests answered in slices use it. */
+  readonly stream: RequestStream | undefined;
   /** Which protocol the request came in on (`resp` for the RESP listener), for metrics and tracing. */
   readonly transport?: string;
   /**
@@ -88,17 +103,73 @@ function toKvpair(entry: Entry): Kvpair {
   return { key: entry.key, value: entry.value };
 }
 
+/** Table entries gathered in one turn of the event loop; a larger table is gathered over several. */
+const GATHER_SLICE = 4096;
+
+/**
+ * Collects the entries of a table into pairs, counting each against `budget` so an oversize
+ * answer stops at the limit. Up to `GATHER_SLICE` entries are gathered at once, synchronously; a
+ * larger table over several turns of the event loop (other clients are served in between), with
+ * the requesting stream held meanwhile. An iteration that ends early is closed, releasing the
+ * store's snapshot.
+ */
+function gatherPairs(entries: Iterable<Entry> | AsyncIterable<Entry>, budget: ResponseBudget, ctx: CommandContext): MaybePromise<CommandResponse> {
+  if (!(Symbol.iterator in entries)) return gatherAsync(entries, budget);
+  const iterator = entries[Symbol.iterator]();
+  const pairs: Kvpair[] = [];
+  if (gatherSlice(iterator, pairs, budget)) return okPairs(pairs);
+  const rest = (async () => {
+    do await nextTurn();
+    while (!gatherSlice(iterator, pairs, budget));
+    return okPairs(pairs);
+  })();
+  ctx.stream?.hold?.(rest);
+  return rest;
+}
+
+/** Gathers up to one slice; true once the iteration is complete. */
+function gatherSlice(iterator: Iterator<Entry>, pairs: Kvpair[], budget: ResponseBudget): boolean {
+  try {
+    for (let n = 0; n < GATHER_SLICE; n++) {
+      const next = iterator.next();
+      if (next.done === true) return true;
+      budget.addPair(next.value);
+      pairs.push(next.value);
+    }
+    return false;
+  } catch (err) {
+    iterator.return?.();
+    throw err;
+  }
+}
+
+async function gatherAsync(entries: AsyncIterable<Entry>, budget: ResponseBudget): Promise<CommandResponse> {
+  const pairs: Kvpair[] = [];
+  for await (const entry of entries) {
+    budget.addPair(entry);
+    pairs.push(entry);
+  }
+  return okPairs(pairs);
+}
+
 const handlers: { [C in CommandName]: Handler<C> } = {
+  // A single value is checked against the maximum where every response is, as it is encoded.
   hget: ({ table, key }, { store }) =>
     map(store.get(table, key), (v) => {
       if (v === undefined) throw errors.notFound(table, key);
       return okValues([v]);
     }),
-  hgetall: ({ table }, { store }) => map(store.getAll(table), (entries) => okPairs(entries.map(toKvpair))),
+  hgetall: ({ table }, ctx) =>
+    gatherPairs(ctx.store.iterate(table), new ResponseBudget(ctx.maxResponseBytes, () => `HGETALL of table ${table}`), ctx),
   hmget: ({ table, keys }, ctx) => {
     checkKeyCount(keys.length, ctx);
+    const budget = new ResponseBudget(ctx.maxResponseBytes, () => `HMGET of ${keys.length} keys of table ${table}`);
+    const counted = (v: Value | undefined): Value | undefined => {
+      budget.addValue(v ?? EMPTY_VALUE);
+      return v;
+    };
     return map(
-      eachKey(keys, (k) => ctx.store.get(table, k)),
+      eachKey(keys, (k) => map(ctx.store.get(table, k), counted)),
       valuesOrEmpty,
     );
   },
@@ -132,6 +203,8 @@ const handlers: { [C in CommandName]: Handler<C> } = {
       if (!found) throw errors.subscriptionNotFound(topic, id);
       return ok();
     }),
+  // A fan-out too large for one slice answers once every subscriber has the message, so a
+  // publisher cannot queue fan-outs faster than they are delivered.
   publish: ({ topic, data }, { pubsub, onPublished }) =>
     map(pubsub.publish(topic, data), (receivers) => {
       onPublished?.(receivers);

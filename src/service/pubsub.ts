@@ -1,12 +1,22 @@
 /**
- * Topics and their subscribers. A published message is framed once and the same bytes go to
- * every subscriber; each subscriber's stream bounds its own backlog (see `SubscriberContext`).
+ * Topics and this node's subscribers. A broker (see broker.ts) decides where a published
+ * message goes and where subscription ids come from; `deliver` fans a message out here.
+ *
+ * A published message is one object shared by every subscriber, and transports share one
+ * encoding of it (`PublishedMessage.encoded`), so a message held by many slow subscribers costs
+ * its bytes once. Each subscriber's stream bounds its own backlog (see `SubscriptionSink`).
+ *
+ * Fan-out is done in slices: at most `FANOUT_SLICE` subscribers are handed messages per turn of
+ * the event loop, so a publish to a hundred thousand subscribers never holds up other clients.
+ * Messages of one topic reach each subscriber in publish order whatever the slicing: a message
+ * waits until the ones before it have been handed to every subscriber.
  *
  * Besides subscriptions to one topic there are pattern subscriptions (the RESP listener's
  * PSUBSCRIBE): every message published through this node to a topic the pattern matches reaches
  * them, whichever protocol published it. They are this node's own: with a distributed broker,
  * messages published through other nodes do not reach them.
  */
+import { setImmediate } from 'node:timers';
 import type { Value } from '../protocol/generated/abi.js';
 import { okValues } from '../protocol/requests.js';
 import { isPromise, type MaybePromise } from '../storage/store.js';
@@ -30,14 +40,18 @@ export interface SubscriptionSink {
   end(): void;
 }
 
+/** Subscribers handed a message per turn of the event loop, over all topics. */
+export const FANOUT_SLICE = 1024;
+
 /**
  * One published message. `response` is shared by every subscriber; transports cache their
- * encoding of it (`encoded` for protobuf frames, `resp2`/`resp3` for RESP messages) so it is
- * encoded once per publish, not once per subscriber.
+ * encoding of it (`encoded` for protobuf frames — pieces of one frame, or a promise of them
+ * while it is being compressed — and `resp2`/`resp3` for RESP messages) so it is encoded once
+ * per publish, not once per subscriber, and every subscriber queues the same bytes.
  */
 export class PublishedMessage {
   readonly response;
-  encoded: Buffer | undefined;
+  encoded: readonly Buffer[] | Promise<readonly Buffer[]> | undefined;
   resp2: Buffer | undefined;
   resp3: Buffer | undefined;
 
@@ -59,18 +73,54 @@ export interface TopicMatcher {
 
 interface Subscription {
   readonly id: number;
+  /** The topic, or the pattern of a pattern subscription. */
   readonly topic: string;
   readonly sink: SubscriptionSink;
-  /** Set for pattern subscriptions (then `topic` is the pattern). */
+  /** Set for pattern subscriptions. */
   readonly matcher?: TopicMatcher;
+  /** The topic's subscribers, for a subscription to one topic. */
+  readonly room?: Topic;
+  /** Index in `room.slots`. */
+  slot: number;
+}
+
+/** A message on its way to the subscribers that were there when it was published. */
+interface Delivery {
+  readonly message: PublishedMessage;
+  /** Subscribers at `slots` indexes below this were there at publish time. */
+  readonly end: number;
+  /** The next index to hand the message to. */
+  next: number;
+  /** Resolves the publisher's promise, for a message that could not be delivered at once. */
+  done?: () => void;
+}
+
+/** One topic's subscribers and the messages on their way to them. */
+class Topic {
+  /** Subscribers in subscription order; a departed one leaves a hole until the next compaction. */
+  slots: (Subscription | undefined)[] = [];
+  holes = 0;
+  /** Messages not yet handed to every subscriber, in publish order. */
+  readonly pending: Delivery[] = [];
+  /** True while a delivery loop walks `slots`, which must then keep their indexes. */
+  walking = false;
+
+  constructor(readonly name: string) {}
+
+  get size(): number {
+    return this.slots.length - this.holes;
+  }
 }
 
 export class PubSub {
-  readonly #topics = new Map<string, Map<number, Subscription>>();
+  readonly #topics = new Map<string, Topic>();
   readonly #patterns = new Map<number, Subscription>();
   /** Pattern subscriptions per distinct pattern. */
   readonly #patternCounts = new Map<string, number>();
   readonly #byId = new Map<number, Subscription>();
+  /** Topics with pending deliveries, served in turn by `#pump`. */
+  readonly #busy = new Set<Topic>();
+  #pumpScheduled = false;
   /** Where published messages go and where ids come from (see broker.ts). */
   readonly #broker: Broker;
 
@@ -91,11 +141,11 @@ export class PubSub {
   subscribe(topic: string, stream: SubscriberContext): MaybePromise<number> {
     const id = this.#broker.nextId();
     const sink = stream.becomeSubscriber(id, () => this.#remove(id));
-    const sub: Subscription = { id, topic, sink };
+    let room = this.#topics.get(topic);
+    if (room === undefined) this.#topics.set(topic, (room = new Topic(topic)));
+    const sub: Subscription = { id, topic, sink, room, slot: room.slots.length };
+    room.slots.push(sub);
     this.#byId.set(id, sub);
-    let subs = this.#topics.get(topic);
-    if (subs === undefined) this.#topics.set(topic, (subs = new Map<number, Subscription>()));
-    subs.set(id, sub);
     const joined = this.#broker.joined(topic, id);
     if (!isPromise(joined)) return id;
     return joined.then(
@@ -115,7 +165,7 @@ export class PubSub {
   subscribePattern(matcher: TopicMatcher, stream: SubscriberContext): number {
     const id = this.#broker.nextId();
     const sink = stream.becomeSubscriber(id, () => this.#remove(id));
-    const sub: Subscription = { id, topic: matcher.pattern, sink, matcher };
+    const sub: Subscription = { id, topic: matcher.pattern, sink, matcher, slot: -1 };
     this.#byId.set(id, sub);
     this.#patterns.set(id, sub);
     this.#patternCounts.set(matcher.pattern, (this.#patternCounts.get(matcher.pattern) ?? 0) + 1);
@@ -133,7 +183,8 @@ export class PubSub {
 
   /**
    * Ends subscription `id` if it is on `topic`, here or (with a distributed broker) on another
-   * node; its stream is closed. False when there is no such subscription.
+   * node; its stream is closed once it has been sent every message published before. False when
+   * there is no such subscription.
    */
   unsubscribe(topic: string, id: number): MaybePromise<boolean> {
     return this.#end(topic, id) || this.#broker.unsubscribeElsewhere(topic, id);
@@ -160,13 +211,15 @@ export class PubSub {
   }
 
   /** Topics with at least one subscriber on this node. */
-  topics(): IterableIterator<string> {
-    return this.#topics.keys();
+  *topics(): IterableIterator<string> {
+    for (const room of this.#topics.values()) if (room.size > 0) yield room.name;
   }
 
   /** Number of topics with at least one subscriber on this node. */
   get topicCount(): number {
-    return this.#topics.size;
+    let n = 0;
+    for (const room of this.#topics.values()) if (room.size > 0) n++;
+    return n;
   }
 
   /** Number of distinct patterns subscribed to on this node. */
@@ -180,27 +233,25 @@ export class PubSub {
     await this.#broker.close();
   }
 
-  /** Ends this node's subscription `id` if it is on `topic`. */
-  #end(topic: string, id: number): boolean {
-    const sub = this.#byId.get(id);
-    if (sub === undefined || sub.topic !== topic || sub.matcher !== undefined) return false;
-    this.#remove(id);
-    sub.sink.end();
-    return true;
-  }
-
   /**
-   * Sends `data` to every current subscriber of `topic` on this node, in publish order; returns
-   * how many. The broker calls it for each message published to a topic with subscribers here.
+   * Sends `data` to every current subscriber of `topic` on this node, in publish order, and
+   * returns how many there were. The broker calls it for each message published to a topic with
+   * subscribers here. When the fan-out takes more than one slice, the number comes as a promise
+   * that resolves once every one of them has been handed the message.
    */
   deliver(topic: string, data: Value[]): MaybePromise<number> {
-    const subs = this.#topics.get(topic);
-    if (subs === undefined) return 0;
-    const message = new PublishedMessage(topic, data);
-    // Copy first: a sink may cancel its own subscription while we deliver.
-    const targets = Array.from(subs.values());
-    for (const sub of targets) sub.sink.deliver(message);
-    return targets.length;
+    const room = this.#topics.get(topic);
+    if (room === undefined) return 0;
+    const receivers = room.size;
+    const delivery: Delivery = { message: new PublishedMessage(topic, data), end: room.slots.length, next: 0 };
+    if (room.pending.length === 0) {
+      this.#deliver(room, delivery, FANOUT_SLICE);
+      if (delivery.next >= delivery.end) return receivers;
+    }
+    room.pending.push(delivery);
+    this.#busy.add(room);
+    this.#schedulePump();
+    return new Promise((resolve) => (delivery.done = () => resolve(receivers)));
   }
 
   /** Ends every subscription (server shutdown). */
@@ -209,7 +260,65 @@ export class PubSub {
       this.#remove(sub.id);
       sub.sink.end();
     }
+    for (const room of this.#busy) for (const d of room.pending.splice(0)) d.done?.();
+    this.#busy.clear();
   }
+
+  /** Ends this node's subscription `id` if it is on `topic`, after handing it what was published before. */
+  #end(topic: string, id: number): boolean {
+    const sub = this.#byId.get(id);
+    if (sub === undefined || sub.topic !== topic || sub.room === undefined) return false;
+    // Messages published before the unsubscribe that the fan-out has not reached yet go first.
+    for (const d of sub.room.pending) if (sub.slot >= d.next && sub.slot < d.end) sub.sink.deliver(d.message);
+    this.#remove(id);
+    sub.sink.end();
+    return true;
+  }
+
+  /** Hands `delivery` to at most `budget` more subscribers; returns the budget left. */
+  #deliver(room: Topic, delivery: Delivery, budget: number): number {
+    const slots = room.slots;
+    room.walking = true;
+    try {
+      while (delivery.next < delivery.end && budget > 0) {
+        const sub = slots[delivery.next++];
+        budget--;
+        if (sub !== undefined) sub.sink.deliver(delivery.message);
+      }
+    } finally {
+      room.walking = false;
+    }
+    // Subscribers that left during the walk could not be tidied away then.
+    this.#tidy(room);
+    return budget;
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    setImmediate(this.#pump);
+  }
+
+  /** One slice of pending fan-outs, topics taking turns. */
+  readonly #pump = (): void => {
+    this.#pumpScheduled = false;
+    let budget = FANOUT_SLICE;
+    for (const room of Array.from(this.#busy)) {
+      if (budget === 0) break;
+      // To the back of the line, so the next slice starts with another topic.
+      this.#busy.delete(room);
+      while (budget > 0 && room.pending.length > 0) {
+        const d = room.pending[0];
+        budget = this.#deliver(room, d, budget);
+        if (d.next < d.end) break;
+        room.pending.shift();
+        d.done?.();
+      }
+      if (room.pending.length > 0) this.#busy.add(room);
+      else this.#tidy(room);
+    }
+    if (this.#busy.size > 0) this.#schedulePump();
+  };
 
   #remove(id: number): void {
     const sub = this.#byId.get(id);
@@ -223,8 +332,25 @@ export class PubSub {
       return;
     }
     this.#broker.left(sub.topic, id);
-    const subs = this.#topics.get(sub.topic);
-    subs?.delete(id);
-    if (subs?.size === 0) this.#topics.delete(sub.topic);
+    const room = sub.room!;
+    room.slots[sub.slot] = undefined;
+    room.holes++;
+    this.#tidy(room);
+  }
+
+  /** Forgets an empty topic, or closes the holes of a sparse one, when no delivery depends on indexes. */
+  #tidy(room: Topic): void {
+    if (room.pending.length > 0 || room.walking) return;
+    if (room.size === 0) {
+      if (this.#topics.get(room.name) === room) this.#topics.delete(room.name);
+      room.slots = [];
+      room.holes = 0;
+      return;
+    }
+    if (room.holes < 64 || room.holes * 2 < room.slots.length) return;
+    const live = room.slots.filter((s): s is Subscription => s !== undefined);
+    live.forEach((s, i) => (s.slot = i));
+    room.slots = live;
+    room.holes = 0;
   }
 }

@@ -3,7 +3,7 @@
  * sockets or frames; a transport hands it decoded requests and sends what it returns.
  *
  * Transport contract, per request:
- * 0. once per stream, `const ctx = service.contextFor(stream)`;
+ * 0. once per stream, `const ctx = service.contextFor(stream, undefined, maxFrameSize)`;
  * 1. `const res = service.execute(request, ctx)` — a response, or a promise of one when the
  *    store answers asynchronously; it has already passed `beforeResponseSend`.
  * 2. write the response, and once the write has completed call `service.responseSent(res)` (the
@@ -15,9 +15,10 @@ import type { CommandRequest, CommandResponse } from '../protocol/generated/abi.
 import { errorResponse, toKvError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { isPromise, type MaybePromise, type Store } from '../storage/store.js';
-import { dispatch, type CommandContext } from './commands.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../codec/frame.js';
+import { dispatch, type CommandContext, type RequestStream } from './commands.js';
 import { Hooks, type HookName, type HookSignatures } from './hooks.js';
-import { PubSub, type SubscriberContext } from './pubsub.js';
+import { PubSub } from './pubsub.js';
 import type { Broker } from './broker.js';
 
 export interface ServiceOptions {
@@ -108,10 +109,11 @@ export class Service {
 
   /**
    * The context for requests arriving on `stream` (over `transport`, when it is not the protobuf
-   * stream protocol); create it once per stream, not per request.
+   * stream protocol); create it once per stream, not per request. `maxResponseBytes` is the
+   * stream's maximum frame size (default 64 MiB): no response it is sent may be larger.
    */
-  contextFor(stream: SubscriberContext | undefined, transport?: string): CommandContext {
-    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, stream, transport };
+  contextFor(stream: RequestStream | undefined, transport?: string, maxResponseBytes = DEFAULT_MAX_FRAME_SIZE): CommandContext {
+    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, maxResponseBytes, stream, transport };
   }
 
   #failed(err: unknown): CommandResponse {

@@ -8,9 +8,11 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { encodeResponseFrame } from '../protocol/response-encoder.js';
 import { errorResponse, errors } from '../errors.js';
+import { RateLimitedLog } from '../logger.js';
 import type { Service } from '../service/service.js';
-import { serveStream, type ServedStream, type StreamLimits } from './stream-server.js';
-import { YamuxSession } from './yamux.js';
+import { DEFAULT_INPUT_BUDGET, InputBudget } from './input-budget.js';
+import { serveStream, STREAM_DEFAULTS, type ServedStream, type StreamLimits, type StreamShared } from './stream-server.js';
+import { GoAwayCode, YamuxSession } from './yamux.js';
 
 export interface TlsMaterial {
   /** Server certificate chain (PEM). */
@@ -36,6 +38,8 @@ export interface ServerOptions extends StreamLimits {
   shutdownTimeoutMs?: number;
   /** `yamux`: every connection is a yamux session whose streams are each a protokv stream. Default `none`. */
   mux?: 'none' | 'yamux';
+  /** Bytes of partly received frames all streams together may hold (see `InputBudget`). Default 256 MiB. */
+  inputBudget?: number;
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -54,11 +58,24 @@ export class ProtokvServer {
   readonly #sessions = new Set<YamuxSession>();
   /** Every accepted TCP socket, including TLS ones still handshaking, so shutdown can end them all. */
   readonly #sockets = new Set<net.Socket>();
+  readonly #shared: StreamShared;
+  /** Events a client can cause at will, logged without flooding the log. */
+  readonly #notices: { handshakes: RateLimitedLog; refusals: RateLimitedLog; idle: RateLimitedLog };
   #closing: Promise<void> | undefined;
 
   private constructor(options: ServerOptions) {
     this.#options = options;
     this.#service = options.service;
+    const logger = options.service.logger;
+    this.#shared = {
+      inputBudget: new InputBudget(options.inputBudget ?? DEFAULT_INPUT_BUDGET),
+      frameTimeouts: new RateLimitedLog(logger, 'info', 'frame not completed in time; closing the stream'),
+    };
+    this.#notices = {
+      handshakes: new RateLimitedLog(logger, 'info', 'TLS handshake refused'),
+      refusals: new RateLimitedLog(logger, 'warn', 'connection limit reached; refusing a connection'),
+      idle: new RateLimitedLog(logger, 'info', 'idle timeout; closing the connection'),
+    };
     const onConnection = (socket: Duplex): void => this.#accept(socket);
     if (options.tls) {
       const { cert, key, clientCa } = options.tls;
@@ -72,7 +89,7 @@ export class ProtokvServer {
       });
       server.on('secureConnection', onConnection);
       server.on('tlsClientError', (err, socket) => {
-        this.#service.logger.info({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake refused');
+        this.#notices.handshakes.log({ err: err.message, remote: socket.remoteAddress });
         // With half-open sockets allowed, a peer that hung up mid-handshake would otherwise linger.
         socket.destroy();
       });
@@ -105,6 +122,11 @@ export class ProtokvServer {
     return { host: a.address, port: a.port };
   }
 
+  /** The server-wide budget for buffered input. */
+  get inputBudget(): InputBudget {
+    return this.#shared.inputBudget;
+  }
+
   /** Open connections right now. */
   get connectionCount(): number {
     return this.#connections.size;
@@ -131,6 +153,7 @@ export class ProtokvServer {
         for (const session of this.#sessions) session.destroy();
       }
       clearTimeout(timer);
+      for (const notice of [this.#shared.frameTimeouts, ...Object.values(this.#notices)]) notice.flush();
       // What is left never became a stream (handshaking, or refused): nothing to finish.
       for (const socket of this.#sockets) socket.destroy();
       await stopped;
@@ -152,44 +175,70 @@ export class ProtokvServer {
     const logger = this.#service.logger;
     if (socket instanceof net.Socket) socket.setNoDelay(true);
     if (this.#closing !== undefined) {
-      refuse(socket, errors.shuttingDown());
+      refuse(socket, errors.shuttingDown(), multiplexed);
       return;
     }
     const max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     if (this.#connections.size >= max) {
-      logger.warn({ maxConnections: max }, 'connection limit reached; refusing a connection');
-      refuse(socket, errors.limitReached(`too many connections (maximum ${max})`));
+      this.#notices.refusals.log({ maxConnections: max });
+      refuse(socket, errors.limitReached(`too many connections (maximum ${max})`), multiplexed);
       return;
     }
     this.#connections.add(socket);
     socket.once('close', () => this.#connections.delete(socket));
     if (options.idleTimeoutMs && socket instanceof net.Socket) {
       socket.setTimeout(options.idleTimeoutMs, () => {
-        logger.info({ idleTimeoutMs: options.idleTimeoutMs }, 'idle timeout; closing the connection');
+        this.#notices.idle.log({ idleTimeoutMs: options.idleTimeoutMs });
         socket.destroy();
       });
     }
     if (multiplexed) {
-      const session = new YamuxSession(socket, 'server');
+      const session = new YamuxSession(socket, 'server', { frameTimeoutMs: options.frameTimeoutMs ?? STREAM_DEFAULTS.frameTimeoutMs });
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
       session.on('error', (err) => logger.debug({ err }, 'yamux session error'));
-      session.on('stream', (stream) => this.#serve(stream));
+      // A stream that breaks the frame time limit takes its connection with it.
+      const closeSession = (): void => {
+        session.goAway(GoAwayCode.ProtocolError);
+        setTimeout(() => session.destroy(), REFUSAL_LINGER_MS).unref();
+      };
+      session.on('stream', (stream) => this.#serve(stream, closeSession));
     } else {
       this.#serve(socket);
     }
   }
 
-  #serve(stream: Duplex): void {
-    const served = serveStream(stream, this.#service, this.#options);
+  #serve(stream: Duplex, closeConnection?: () => void): void {
+    const served = serveStream(stream, this.#service, this.#options, this.#shared, closeConnection);
     this.#streams.add(served);
     void served.closed.then(() => this.#streams.delete(served));
   }
 }
 
-/** Answers a connection we will not serve with one error response, then closes it. */
-function refuse(socket: Duplex, err: unknown): void {
+/** How long a refused (or cut-off) connection is given to read its answer. */
+const REFUSAL_LINGER_MS = 1000;
+
+/**
+ * Answers a connection we will not serve with one error response, then closes it. A yamux
+ * client gets it in yamux: the first stream it opens is answered with the error, then the session
+ * goes away; a client that opens none sees the go-away.
+ */
+function refuse(socket: Duplex, err: unknown, yamux: boolean): void {
   socket.on('error', () => {});
-  socket.end(encodeResponseFrame(errorResponse(err)));
-  setTimeout(() => socket.destroy(), 1000).unref();
+  const frame = encodeResponseFrame(errorResponse(err));
+  if (!yamux) {
+    socket.end(frame);
+    setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+    return;
+  }
+  const session = new YamuxSession(socket, 'server', { keepAliveMs: false, maxStreams: 1 });
+  session.on('error', () => {});
+  session.once('stream', (stream) => {
+    stream.on('error', () => {});
+    stream.end(frame);
+    void session.close();
+  });
+  const timer = setTimeout(() => session.destroy(), REFUSAL_LINGER_MS);
+  timer.unref();
+  session.once('close', () => clearTimeout(timer));
 }

@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
+import { FrameTimer } from './frame-timer.js';
 import {
   DEFAULT_WINDOW,
   encodeHeader,
@@ -35,6 +36,12 @@ export interface YamuxOptions {
   maxWindow?: number;
   /** Interval of keep-alive pings (default 30 s); a ping still unanswered at the next one ends the session. */
   keepAliveMs?: number | false;
+  /**
+   * A yamux frame (header, or data frame payload) begun by the peer must be complete within this
+   * many ms, or the session ends with go-away(protocol error): a peer dripping bytes cannot hold
+   * a connection forever. Default: no limit.
+   */
+  frameTimeoutMs?: number | false;
 }
 
 export type YamuxErrorCode =
@@ -64,6 +71,7 @@ const DEFAULTS = {
   maxStreams: 1024,
   maxWindow: 16 * 1024 * 1024,
   keepAliveMs: 30_000,
+  frameTimeoutMs: false,
 } as const;
 
 const MAX_UINT32 = 0xffff_ffff;
@@ -357,6 +365,10 @@ export class YamuxSession extends EventEmitter<YamuxSessionEvents> {
   readonly #streams = new Map<number, StreamControl>();
   #inboundCount = 0;
   #nextStreamId: number;
+  /** The highest stream id the peer has opened: ids only go up, so a finished stream's id is never reused. */
+  #lastInboundId = 0;
+
+  readonly #frameTimer: FrameTimer | undefined;
 
   /** Streams with data to send that wait for the connection to drain, in turn order. */
   readonly #blocked = new Set<StreamControl>();
@@ -385,6 +397,7 @@ export class YamuxSession extends EventEmitter<YamuxSessionEvents> {
     const maxWindow = options.maxWindow ?? Math.max(DEFAULTS.maxWindow, initialWindow);
     const maxStreams = options.maxStreams ?? DEFAULTS.maxStreams;
     const keepAliveMs = options.keepAliveMs ?? DEFAULTS.keepAliveMs;
+    const frameTimeoutMs = options.frameTimeoutMs ?? DEFAULTS.frameTimeoutMs;
     if (!Number.isInteger(initialWindow) || initialWindow < DEFAULT_WINDOW || initialWindow > MAX_UINT32) {
       throw new RangeError(`initialWindow must be an integer from ${DEFAULT_WINDOW} to ${MAX_UINT32}`);
     }
@@ -394,6 +407,12 @@ export class YamuxSession extends EventEmitter<YamuxSessionEvents> {
     if (!Number.isInteger(maxStreams) || maxStreams < 1) throw new RangeError('maxStreams must be a positive integer');
     if (keepAliveMs !== false && (!Number.isInteger(keepAliveMs) || keepAliveMs < 1 || keepAliveMs > MAX_TIMER_MS)) {
       throw new RangeError(`keepAliveMs must be false or an integer from 1 to ${MAX_TIMER_MS} (milliseconds)`);
+    }
+    if (frameTimeoutMs !== false && (!Number.isInteger(frameTimeoutMs) || frameTimeoutMs < 0 || frameTimeoutMs > MAX_TIMER_MS)) {
+      throw new RangeError(`frameTimeoutMs must be false or an integer from 0 to ${MAX_TIMER_MS} (milliseconds)`);
+    }
+    if (frameTimeoutMs !== false && frameTimeoutMs > 0) {
+      this.#frameTimer = new FrameTimer(frameTimeoutMs, () => this.#protocolError(`a frame was not completed within ${frameTimeoutMs} ms`));
     }
 
     this.role = role;
@@ -415,7 +434,10 @@ export class YamuxSession extends EventEmitter<YamuxSessionEvents> {
     };
     this.#parser = new FrameParser(this.#sink());
 
-    socket.on('data', (chunk: Buffer) => this.#parser.push(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.#parser.push(chunk);
+      this.#timeFrame();
+    });
     socket.on('drain', () => this.#onDrain());
     socket.on('end', () => {
       this.#teardown();
@@ -565,6 +587,11 @@ export class YamuxSession extends EventEmitter<YamuxSessionEvents> {
         this.#protocolError(`the peer opened stream ${streamId}, an id of our own parity`);
         return;
       }
+      if (streamId <= this.#lastInboundId) {
+        this.#protocolError(`the peer opened stream ${streamId} after stream ${this.#lastInboundId}: stream ids must increase`);
+        return;
+      }
+      this.#lastInboundId = streamId;
       stream = this.#accept(streamId);
     }
     // Frames for streams that are gone (reset, refused, finished) may still be in flight: drop them.
@@ -592,9 +619,12 @@ export class YamuxSession extends EventEmitter<YamuxSessionEvents> {
     else if (flags & Flag.FIN) stream.remoteFin();
   }
 
-  /** A SYN from the peer: accept the stream (ACK) or refuse it (RST). */
+  /**
+   * A SYN from the peer: accept the stream (ACK) or refuse it (RST) — after go-away either way
+   * (a peer that sent go-away promised to open no more), over the stream limit, or with no listener.
+   */
   #accept(id: number): StreamControl | undefined {
-    if (this.#localGoAway || this.#inboundCount >= this.#maxStreams || this.listenerCount('stream') === 0) {
+    if (this.#localGoAway || this.#remoteGoAway || this.#inboundCount >= this.#maxStreams || this.listenerCount('stream') === 0) {
       this.#reply(FrameType.WindowUpdate, Flag.RST, id, 0);
       return undefined;
     }
@@ -618,6 +648,14 @@ export class YamuxSession extends EventEmitter<YamuxSessionEvents> {
     const rtt = performance.now() - ping.sentAt;
     this.#rtt = this.#rtt === 0 ? rtt : (this.#rtt * 7 + rtt) / 8;
     ping.resolve(rtt);
+  }
+
+  /** Runs the frame timer while the peer is in the middle of a frame. */
+  #timeFrame(): void {
+    const timer = this.#frameTimer;
+    if (timer === undefined) return;
+    if (this.#parser.midFrame && !this.#closed) timer.await(this.#parser.headersParsed, this.#parser.payloadLeft);
+    else timer.stop();
   }
 
   #keepAliveTick(): void {
@@ -715,6 +753,7 @@ export class YamuxSession extends EventEmitter<YamuxSessionEvents> {
     this.#parser.stop();
     this.#payloadTarget = undefined;
     if (this.#keepAlive) clearInterval(this.#keepAlive);
+    this.#frameTimer?.dispose();
     const closedError = new YamuxError('ERR_YAMUX_SESSION_CLOSED', 'the yamux session closed', { cause: err });
     for (const ping of this.#pings.values()) ping.reject(closedError);
     this.#pings.clear();

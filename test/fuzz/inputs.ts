@@ -241,8 +241,20 @@ const OK_OR_NOT_FOUND = [200, 404];
 const INVALID = [400];
 const OK_OR_INVALID = [200, 400];
 
+/**
+ * Statuses for a command answering one value per key on a server whose responses may take
+ * `maxFrameSize` bytes. Each key costs at least `perKey` bytes of response (two for an empty
+ * value, four for a bool), so an answer that cannot fit is a 413 for sure; when values vary, one
+ * that could fit may still not, depending on what other frames stored.
+ */
+function perKeyStatuses(keys: number, perKey: number, maxFrameSize: number, exact: boolean): readonly number[] {
+  const smallest = 3 + perKey * keys;
+  if (smallest > maxFrameSize) return [413];
+  return !exact && smallest > maxFrameSize / 64 ? [200, 413] : OK;
+}
+
 /** Predicts the answer to a request payload as the server will decode it. */
-export function classifyPayload(payload: Uint8Array, maxKeys = DEFAULT_MAX_KEYS_PER_COMMAND): Expectation {
+export function classifyPayload(payload: Uint8Array, maxKeys = DEFAULT_MAX_KEYS_PER_COMMAND, maxFrameSize = Infinity): Expectation {
   let request: CommandRequest;
   try {
     request = decodeRequest(payload);
@@ -262,8 +274,9 @@ export function classifyPayload(payload: Uint8Array, maxKeys = DEFAULT_MAX_KEYS_
       return reply(data.value.pair === undefined ? INVALID : OK);
     case 'hmget':
     case 'hmdel':
+      return reply(data.value.keys.length > maxKeys ? INVALID : perKeyStatuses(data.value.keys.length, 2, maxFrameSize, false));
     case 'hmexist':
-      return reply(data.value.keys.length > maxKeys ? INVALID : OK);
+      return reply(data.value.keys.length > maxKeys ? INVALID : perKeyStatuses(data.value.keys.length, 4, maxFrameSize, true));
     case 'hmset':
       return reply(data.value.pairs.length > maxKeys ? INVALID : OK);
     case 'hscan':
@@ -282,7 +295,7 @@ export function classifyFrame(frame: Uint8Array, maxFrameSize: number): Expectat
   const length = word & MAX_LENGTH;
   if (length > maxFrameSize) return { kind: 'too-large' };
   const payload = frame.subarray(4, 4 + length);
-  if ((word & GZIP_BIT) === 0) return classifyPayload(payload);
+  if ((word & GZIP_BIT) === 0) return classifyPayload(payload, DEFAULT_MAX_KEYS_PER_COMMAND, maxFrameSize);
   let inflated: Buffer;
   try {
     inflated = gunzipSync(payload, { maxOutputLength: maxFrameSize });
@@ -290,7 +303,7 @@ export function classifyFrame(frame: Uint8Array, maxFrameSize: number): Expectat
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return { kind: 'too-large' };
     return { kind: 'reply', statuses: INVALID, command: 'bad gzip' };
   }
-  return classifyPayload(inflated);
+  return classifyPayload(inflated, DEFAULT_MAX_KEYS_PER_COMMAND, maxFrameSize);
 }
 
 /** The encoded bytes of a valid request (for mutation). */

@@ -1,6 +1,7 @@
 /** Starts real protokv servers on loopback ports the OS picks, and raw sockets to poke them. */
 import net from 'node:net';
 import { once } from 'node:events';
+import type { Duplex } from 'node:stream';
 import { MemoryStore } from '../../src/storage/memory.js';
 import type { Store } from '../../src/storage/store.js';
 import { Service } from '../../src/service/service.js';
@@ -38,15 +39,19 @@ export async function startServer(
   };
 }
 
-/** A bare TCP socket speaking frames by hand, for inputs no well-behaved client sends. */
-export class RawPeer {
-  readonly socket: net.Socket;
-  readonly #decoder = new FrameDecoder();
+/**
+ * A bare stream speaking frames by hand, for inputs no well-behaved client sends: a TCP socket
+ * (`connect`), or any stream (`over`: a TLS socket, a yamux stream).
+ */
+export class RawPeer<S extends Duplex = net.Socket> {
+  readonly socket: S;
+  readonly #decoder: FrameDecoder;
   readonly #responses: CommandResponse[] = [];
   #waiters: (() => void)[] = [];
   ended = false;
 
-  private constructor(socket: net.Socket) {
+  private constructor(socket: S, maxFrameSize?: number) {
+    this.#decoder = new FrameDecoder(maxFrameSize);
     this.socket = socket;
     socket.on('data', (chunk: Buffer) => {
       this.#decoder.push(chunk);
@@ -64,6 +69,16 @@ export class RawPeer {
     const socket = net.connect({ host: '127.0.0.1', port });
     await once(socket, 'connect');
     return new RawPeer(socket);
+  }
+
+  /** Speaks frames on `stream`; responses up to `maxFrameSize` are read (default 64 MiB). */
+  static over<S extends Duplex>(stream: S, maxFrameSize?: number): RawPeer<S> {
+    return new RawPeer(stream, maxFrameSize);
+  }
+
+  /** Responses received and not yet taken by `responses`. */
+  get received(): number {
+    return this.#responses.length;
   }
 
   write(bytes: Buffer): void {

@@ -3,9 +3,12 @@
  * with yamux, and WebSocket, plain and over mutual TLS.
  */
 import { after, before, describe } from 'node:test';
+import type { Duplex } from 'node:stream';
 import type { KvClient } from '../../src/client/client.js';
+import { openSocket } from '../../src/client/socket.js';
+import { YamuxSession } from '../../src/transport/yamux.js';
 import { makeTlsFixture } from './certs.js';
-import { startServer, type Running } from './server.js';
+import { RawPeer, startServer, type Running } from './server.js';
 import { startWebSocketServer } from './websocket.js';
 
 /** A server on a fresh mutual-TLS setup: certificates generated for this run only. */
@@ -59,4 +62,25 @@ export function forEachTransport(title: string, body: (env: TransportEnv) => voi
       body(env);
     });
   }
+}
+
+/** A server started with `options` on each transport, plain TCP, mutual TLS and yamux (over TCP). */
+export const TRANSPORTS_WITH: Record<string, (options: Parameters<typeof startServer>[0]) => Promise<Running>> = {
+  tcp: (options) => startServer(options),
+  'mutual TLS': (options) => startMtlsServer(options),
+  yamux: (options) => startServer({ ...options, mux: 'yamux' }, { mux: 'yamux' }),
+};
+
+/**
+ * A raw frame stream to `running` over its transport: a connection, or over yamux a stream of a
+ * session of its own (closed with the stream's connection when the peer is destroyed).
+ */
+export async function rawStream(running: Running, maxFrameSize?: number): Promise<RawPeer<Duplex>> {
+  const socket = await openSocket(running.clientOptions);
+  if (running.clientOptions.mux !== 'yamux') return RawPeer.over<Duplex>(socket, maxFrameSize);
+  const session = new YamuxSession(socket, 'client', { keepAliveMs: false });
+  session.on('error', () => {});
+  const stream = session.open();
+  stream.once('close', () => session.destroy());
+  return RawPeer.over<Duplex>(stream, maxFrameSize);
 }

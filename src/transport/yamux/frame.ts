@@ -75,9 +75,26 @@ export class FrameParser {
   /** Payload bytes still expected for the current data frame; -1 between frames. */
   #payloadLeft = -1;
   #stopped = false;
+  /** Frames whose header has been parsed so far. */
+  #headers = 0;
 
   constructor(sink: FrameSink) {
     this.#sink = sink;
+  }
+
+  /** Whether a frame has begun but not ended: part of a header, or of a data frame's payload. */
+  get midFrame(): boolean {
+    return this.#scratchFill > 0 || this.#payloadLeft > 0;
+  }
+
+  /** Payload bytes still expected for the data frame under way (0 between frames or in a header). */
+  get payloadLeft(): number {
+    return Math.max(0, this.#payloadLeft);
+  }
+
+  /** Headers parsed so far: tells one partial frame from the next. */
+  get headersParsed(): number {
+    return this.#headers;
   }
 
   /** Stops parsing at once, even in the middle of a chunk: used when the session fails. */
@@ -122,6 +139,7 @@ export class FrameParser {
       };
       const isData = header.type === FrameType.Data && header.version === PROTOCOL_VERSION;
       this.#payloadLeft = isData ? header.length : -1;
+      this.#headers++;
       this.#sink.onHeader(header);
       if (this.#stopped) return;
       if (isData && header.length === 0) this.#endFrame();
