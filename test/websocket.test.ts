@@ -2,6 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import type WebSocket from 'ws';
 import { encodeFrame } from '../src/codec/frame.js';
 import { requests } from '../src/protocol/requests.js';
@@ -16,7 +17,7 @@ import { FrameSplitter } from '../src/transport/websocket-stream.js';
 import { capturingLogger } from './helpers/logs.js';
 import { frameHeader } from './helpers/server.js';
 import { until } from './helpers/wait.js';
-import { openWebSocket, RawWebSocketPeer, startWebSocketServer, type WebSocketRunning } from './helpers/websocket.js';
+import { clientFrameHeader, openWebSocket, rawWebSocket, RawWebSocketPeer, startWebSocketServer, type WebSocketRunning } from './helpers/websocket.js';
 
 const MAX_FRAME = 64 * 1024;
 
@@ -365,6 +366,50 @@ describe('protokv bench --ws', () => {
       err = '';
       assert.equal(await benchCommand(['--ws', '--mux', 'yamux'], io), 2);
       assert.match(err, /--ws and --mux yamux cannot be used together/);
+    } finally {
+      await running.close();
+    }
+  });
+});
+
+describe('input limits for messages still arriving', () => {
+  test('a message not completed within the frame time limit closes the connection with 1008; its bytes leave the input budget', async () => {
+    const { logger, lines } = capturingLogger();
+    const running = await startWebSocketServer({ endpoint: { frameTimeoutMs: 300, logger } });
+    try {
+      const budget = running.server.inputBudget;
+      const socket = await rawWebSocket(running.url);
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      // A message announcing 5,000 bytes, of which 100 arrive.
+      socket.write(Buffer.concat([clientFrameHeader(5000), Buffer.alloc(100)]));
+      await until(() => budget.used >= 100, 'the partial message to be counted');
+      await once(socket, 'close');
+      const bytes = Buffer.concat(received);
+      // A close frame: opcode 8, then the code 1008.
+      assert.equal(bytes[0], 0x88);
+      assert.equal(bytes.readUInt16BE(2), 1008);
+      assert.match(bytes.subarray(4).toString(), /not completed in time/);
+      await until(() => budget.used === 0, 'the budget to be given back');
+      assert.ok(lines.some((l) => l.msg === 'WebSocket message not completed in time; closing the connection'));
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('a message arriving slowly but steadily completes', async () => {
+    const running = await startWebSocketServer({ endpoint: { frameTimeoutMs: 300 } });
+    try {
+      const socket = await rawWebSocket(running.url);
+      const frame = encodeFrame(encodeRequest(requests.hset('slow', 'k', 'v')));
+      const whole = Buffer.concat([clientFrameHeader(frame.length), frame]);
+      // Each piece well within the limit of the message's first byte, all of them together too.
+      for (let i = 0; i < whole.length; i += 8) {
+        socket.write(whole.subarray(i, i + 8));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await until(() => running.service.store.get('slow', 'k') !== undefined, 'the write to arrive');
+      socket.destroy();
     } finally {
       await running.close();
     }

@@ -6,7 +6,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { Channel } from '../../src/client/channel.js';
 import { FrameDecoder, encodeFrame } from '../../src/codec/frame.js';
@@ -49,6 +50,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions = {})
       : https.createServer({ cert: pems.serverCert, key: pems.serverKey, ca: pems.caCert, requestCert: true, rejectUnauthorized: true });
   const endpoint = new WebSocketEndpoint({
     accept: (stream) => running.server.adopt(stream),
+    inputBudget: running.server.inputBudget,
     allowedOrigins: [],
     secure: pems !== undefined,
     loopback: true,
@@ -176,4 +178,35 @@ export class RawWebSocketPeer {
     this.#waiters = [];
     for (const f of w) f();
   }
+}
+
+/**
+ * A WebSocket handshake by hand on a bare TCP socket, for byte sequences no WebSocket library
+ * sends (a message cut short). Resolves with the socket once the server answered 101.
+ */
+export async function rawWebSocket(url: string): Promise<net.Socket> {
+  const { hostname, port, pathname } = new URL(url);
+  const socket = net.connect({ host: hostname, port: Number(port) });
+  await once(socket, 'connect');
+  socket.write(
+    `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  let head = '';
+  while (!head.includes('\r\n\r\n')) {
+    const [chunk] = (await once(socket, 'data')) as [Buffer];
+    head += chunk.toString('latin1');
+  }
+  if (!head.startsWith('HTTP/1.1 101')) throw new Error(`no upgrade: ${head.split('\r\n')[0]}`);
+  return socket;
+}
+
+/** A masked client frame header (FIN, binary) announcing `length` payload bytes, then the mask key. */
+export function clientFrameHeader(length: number): Buffer {
+  const mask = Buffer.alloc(4);
+  if (length < 126) return Buffer.concat([Buffer.from([0x82, 0x80 | length]), mask]);
+  if (length < 65536) return Buffer.concat([Buffer.from([0x82, 0x80 | 126, length >> 8, length & 0xff]), mask]);
+  const ext = Buffer.alloc(8);
+  ext.writeBigUInt64BE(BigInt(length));
+  return Buffer.concat([Buffer.from([0x82, 0x80 | 127]), ext, mask]);
 }
