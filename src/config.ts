@@ -193,7 +193,7 @@ export const SETTINGS = {
     toml: 'store_tls.ca',
     placeholder: 'FILE',
     group: 'store',
-    description: 'CA certificates (PEM) that a rediss:// store must present a certificate from; default: the system CAs',
+    description: "CA certificates (PEM) the rediss:// store's certificate must be signed by; default: the system CAs",
   },
   storeTlsCert: {
     kind: 'path',

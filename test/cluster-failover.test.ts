@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KvClient } from '../src/client/client.js';
+import { requests } from '../src/protocol/requests.js';
 import { RedisCluster, startRedisNode, type RedisBackedNode } from './helpers/redis-cluster.js';
 import { runFailover, type FailoverResult } from './helpers/failover.js';
 
@@ -51,12 +52,14 @@ describe('a master killed under load', () => {
   test('without wait_replicas: 503s or successes, no hang, service resumes by itself; subscriptions too', async () => {
     const [ca, cb] = await twoNodes('?prefix=fo1:');
     const tables = Array.from({ length: 24 }, (_, i) => `table-${i}`);
-    // A subscriber on one node, on a topic of every master; a publisher on the other.
-    const subscription = await ca.subscribe('ticks');
-    const received: unknown[] = [];
-    const reading = (async () => {
-      for await (const message of subscription) received.push(message[0]);
-    })();
+    // Subscribers on one node to topics spread over every master (30 topics: the killed master
+    // owns some of them but for a chance of (2/3)^30); the publisher is the other node.
+    const topics = Array.from({ length: 30 }, (_, i) => `ticks-${i}`);
+    const subscriptions = await Promise.all(topics.map((topic) => ca.subscribe(topic)));
+    const received = topics.map(() => 0);
+    const reading = subscriptions.map(async (subscription, i) => {
+      for await (const _ of subscription) received[i]++;
+    });
     const result = await runFailover({
       cluster,
       clients: [ca, cb],
@@ -68,17 +71,20 @@ describe('a master killed under load', () => {
       restartVictim: true,
     });
     assertBehaviour(result);
-    // Messages published after the failover reach the subscriber (ioredis subscribes again).
-    let tick = 0;
-    const before = received.length;
-    for (let i = 0; i < 300 && received.length === before; i++) {
-      const status = (await cb.send({ requestData: { $case: 'publish', value: { topic: 'ticks', data: [{ value: { $case: 'integer', value: BigInt(++tick) } }] } } })).status;
-      assert.ok(status === 200 || status === 503, `publish answered ${status}`);
+    // Messages published after the failover reach every subscriber (ioredis subscribes again).
+    const before = [...received];
+    for (let round = 0; round < 300 && received.some((n, i) => n === before[i]); round++) {
+      for (const [i, topic] of topics.entries()) {
+        if (received[i] > before[i]) continue;
+        const status = (await cb.send(requests.publish(topic, BigInt(round)))).status;
+        assert.ok(status === 200 || status === 503, `publish answered ${status}`);
+      }
       await sleep(50);
     }
-    assert.ok(received.length > before, 'the subscriber received nothing after the failover');
-    await subscription.unsubscribe();
-    await reading;
+    const silent = topics.filter((_, i) => received[i] === before[i]);
+    assert.deepEqual(silent, [], 'subscribers that received nothing after the failover');
+    await Promise.all(subscriptions.map((s) => s.unsubscribe()));
+    await Promise.all(reading);
   });
 
   test('with wait_replicas=1: no acknowledged write is lost', async () => {

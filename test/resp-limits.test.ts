@@ -21,7 +21,7 @@ async function clientFields(port: number, id: bigint): Promise<Record<string, st
 
 describe('RESP limits', () => {
   test('a client that sends without reading is no longer read from; nothing is lost once it reads', { timeout: 120_000 }, async () => {
-    const env = await startResp({ resp: { maxOutputBytes: 256 * 1024 } });
+    const env = await startResp({ resp: { maxOutputBuffer: 256 * 1024 } });
     try {
       const setup = await RawResp.connect(env.port);
       const fields: string[] = [];
@@ -33,8 +33,9 @@ describe('RESP limits', () => {
       const id = (await flood.call('CLIENT', 'ID')) as { t: 'int'; v: bigint };
       flood.socket.pause();
       const command = encodeCommand(['HGETALL', 'big']);
-      // Each reply is ~7 KB: 20,000 of them would be 140 MB if the server kept reading and answering.
-      const sent = 20_000;
+      // Each reply is ~7 KB: 3,000 of them would be 21 MB if the server kept reading and answering,
+      // far past both the 256 KiB output limit and the bound asserted below.
+      const sent = 3_000;
       for (let i = 0; i < sent; i++) flood.socket.write(command);
       await new Promise((r) => setTimeout(r, 1000));
       const stuck = await clientFields(env.port, id.v);
@@ -140,6 +141,50 @@ describe('RESP limits', () => {
       assert.deepEqual(await c.call('HSET', 'h', ...keys.flatMap((k) => [k, 'v'])), { t: 'error', v: 'ERR Invalid command: 11 keys exceed the maximum of 10 per command' });
       assert.deepEqual(await c.call('EXISTS', 'h'), { t: 'int', v: 0n });
       c.destroy();
+    } finally {
+      await env.close();
+    }
+  });
+
+  test('a request that does not complete in time closes the connection (slow drip)', async () => {
+    const env = await startResp({ resp: { frameTimeoutMs: 300 } });
+    try {
+      const c = await RawResp.connect(env.port);
+      c.write('*2\r\n$4\r\nECHO\r\n$10\r\nabc');
+      assert.deepEqual(await c.reply(), { t: 'error', v: 'ERR Service unavailable: request not completed within 300 ms' });
+      await c.closed();
+      const idle = await RawResp.connect(env.port);
+      await new Promise((r) => setTimeout(r, 800));
+      assert.deepEqual(await idle.call('PING'), { t: 'simple', v: 'PONG' }, 'a connection between requests is not timed');
+      idle.destroy();
+    } finally {
+      await env.close();
+    }
+  });
+
+  test('large requests wait for room in the input budget; small ones never do', { timeout: 60_000 }, async () => {
+    const env = await startResp({ resp: { inputBudget: 256 * 1024, frameTimeoutMs: 0 } });
+    try {
+      const big = 200 * 1024;
+      const a = await RawResp.connect(env.port);
+      a.write(`*2\r\n$4\r\nECHO\r\n$${big}\r\n`);
+      a.write(Buffer.alloc(big / 2, 'a'));
+      await until(() => env.resp.context.inputBudget.used >= big, 'the first request to reserve its size');
+      const b = await RawResp.connect(env.port);
+      assert.deepEqual(await b.call('PING'), { t: 'simple', v: 'PONG' }, 'small requests are not held up');
+      const c = await RawResp.connect(env.port);
+      c.send('ECHO', 'c'.repeat(big));
+      await until(() => env.resp.context.inputBudget.waiting === 1, 'the second large request to wait');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(c.pending, 0, 'not read while the budget is full');
+      a.write(Buffer.alloc(big / 2, 'a'));
+      a.write('\r\n');
+      const [echoA] = await a.replies(1);
+      assert.equal((echoA as { v: Buffer }).v.length, big);
+      const [echoC] = await c.replies(1);
+      assert.equal((echoC as { v: Buffer }).v.length, big);
+      for (const x of [a, b, c]) x.destroy();
+      await until(() => env.resp.context.inputBudget.used === 0, 'every reservation to be returned');
     } finally {
       await env.close();
     }

@@ -136,6 +136,8 @@ async function start(config: ServerConfig, logger: Logger): Promise<Listeners> {
       tls,
       storeKind: describeStore(config, store),
       ...config.limits,
+      // One budget for the input of both listeners.
+      inputBudget: server.inputBudget,
     });
   } catch (err) {
     await server.close();

@@ -42,6 +42,12 @@ export interface ClientState {
    * queued. Over the subscriber backlog the client is disconnected instead.
    */
   deliver(message: Buffer | ((out: ReplyWriter) => void)): void;
+  /**
+   * Runs none of this client's later commands until `until` settles: a read-modify-write whose
+   * write waits on an asynchronous read holds the connection, so the commands after it see its
+   * write (read your writes) as they would on a synchronous store.
+   */
+  hold(until: Promise<unknown>): void;
   /** The CLIENT LIST / CLIENT INFO line, without the trailing newline. */
   describe(): string;
 }

@@ -14,6 +14,7 @@
 import type net from 'node:net';
 import { KvError } from '../errors.js';
 import type { CommandContext } from '../service/commands.js';
+import type { BudgetWaiter } from '../transport/input-budget.js';
 import { ReplyError, type Call, type CommandSpec, type Deferred } from './command.js';
 import type { ClientState, ReplyMode } from './client.js';
 import { dropSubscriptions } from './commands/pubsub.js';
@@ -22,6 +23,7 @@ import type { RespContext } from './context.js';
 import { RespParser, RespProtocolError, type Args } from './parser.js';
 import type { RespSubscription } from './pubsub.js';
 import { ReplyWriter } from './reply.js';
+import { FrameTimer } from '../transport/frame-timer.js';
 
 /** Replies up to this size are joined into one buffer before writing. */
 const MAX_JOINED_WRITE = 64 * 1024;
@@ -34,7 +36,7 @@ interface Slot {
   readonly sync: boolean;
 }
 
-export class RespConnection implements ClientState {
+export class RespConnection implements ClientState, BudgetWaiter {
   readonly id: number;
   name: Buffer | undefined;
   #protocol: 2 | 3 = 2;
@@ -73,6 +75,16 @@ export class RespConnection implements ClientState {
   #peakReply = 0;
   /** A command is running (CLIENT LIST counts its arguments as query buffer). */
   #executing = false;
+  /** Set while a command holds the connection (see `hold`). */
+  #held: Promise<unknown> | undefined;
+  /** Input budget reserved for the input this connection holds (see `#reserveInput`). */
+  #reserved = 0;
+  /** Waiting for room in the input budget: not read from meanwhile. */
+  #waitingForBudget = false;
+  /** Times the request the client is sending (slow-drip connections are closed). */
+  readonly #requestTimer: FrameTimer;
+  /** Requests completed so far: identifies the one being timed. */
+  #requests = 0;
 
   constructor(socket: net.Socket, id: number, server: RespContext) {
     this.#socket = socket;
@@ -84,6 +96,7 @@ export class RespConnection implements ClientState {
     this.context = server.service.contextFor(undefined, 'resp');
     const onError = (text: string): void => server.stats.error(text);
     this.#out.onError = onError;
+    this.#requestTimer = new FrameTimer(server.limits.frameTimeoutMs, () => this.#requestTimedOut());
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
@@ -138,10 +151,7 @@ export class RespConnection implements ClientState {
     const backlogBytes = this.#socket.writableLength + this.#pendingBytes();
     const backlogMessages = this.#queuedMessages + this.#inFlightMessages;
     if (backlogMessages >= limits.subscriberBacklogMessages || backlogBytes >= limits.subscriberBacklogBytes) {
-      this.#server.logger.warn(
-        { client: this.id, unwrittenMessages: backlogMessages, unwrittenBytes: backlogBytes },
-        'RESP subscriber backlog limit reached; disconnecting the subscriber',
-      );
+      this.#server.logs.slowSubscribers.log({ client: this.id, unwrittenMessages: backlogMessages, unwrittenBytes: backlogBytes });
       dropSubscriptions(this);
       this.#socket.destroy();
       return;
@@ -152,6 +162,19 @@ export class RespConnection implements ClientState {
     else message(out);
     this.#queuedMessages++;
     this.#scheduleFlush();
+  }
+
+  hold(until: Promise<unknown>): void {
+    const held = until.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#held = held;
+    void held.then(() => {
+      if (this.#held !== held) return;
+      this.#held = undefined;
+      this.#maybeResume();
+    });
   }
 
   describe(): string {
@@ -208,6 +231,70 @@ export class RespConnection implements ClientState {
     this.#isClosed = true;
     dropSubscriptions(this);
     this.#queue.length = 0;
+    this.#requestTimer.dispose();
+    const budget = this.#server.inputBudget;
+    if (this.#waitingForBudget) budget.cancel(this);
+    if (this.#reserved > 0) budget.release(this.#reserved);
+    this.#reserved = 0;
+  }
+
+  // --- input limits ---
+
+  /**
+   * After input was read or run: keeps the input budget reservation equal to what the held input
+   * needs, stops reading while it does not fit, and times a request the client is still sending.
+   */
+  #updateInput(): void {
+    if (this.#isClosed) return;
+    const fits = this.#reserveInput();
+    if (!fits) this.#socket.pause();
+    else if (!this.#paused && !this.#closing && this.#socket.isPaused()) this.#socket.resume();
+    if (fits && !this.#paused && !this.#closing && this.#parser.incomplete) this.#requestTimer.await(this.#requests, this.#parser.expectedBytes);
+    else this.#requestTimer.stop();
+  }
+
+  /** Reserves budget for the held input; false (and waiting for room) when it does not fit. */
+  #reserveInput(): boolean {
+    const budget = this.#server.inputBudget;
+    const needed = this.#closing ? 0 : this.#parser.expectedBytes;
+    if (needed <= this.#reserved) {
+      if (needed < this.#reserved) budget.release(this.#reserved - needed);
+      this.#reserved = needed;
+      return true;
+    }
+    if (budget.tryReserve(needed - this.#reserved, needed)) {
+      this.#reserved = needed;
+      return true;
+    }
+    // What already arrived is held whether it fits or not; the rest waits for room.
+    const held = this.#parser.buffered;
+    if (held > this.#reserved) {
+      budget.charge(held - this.#reserved);
+      this.#reserved = held;
+    }
+    if (!this.#waitingForBudget) {
+      this.#waitingForBudget = true;
+      budget.wait(this);
+    }
+    return false;
+  }
+
+  /** Called by the input budget when room frees up; true once this connection got what it needed. */
+  retry(): boolean {
+    if (this.#isClosed) return true;
+    if (!this.#reserveInput()) return false;
+    this.#waitingForBudget = false;
+    this.#updateInput();
+    return true;
+  }
+
+  #requestTimedOut(): void {
+    if (this.#isClosed || this.#closing) return;
+    const ms = this.#server.limits.frameTimeoutMs;
+    this.#server.logs.requestTimeouts.log({ client: this.id, frameTimeoutMs: ms, bufferedBytes: this.#parser.buffered });
+    this.#target().error(`ERR Service unavailable: request not completed within ${ms} ms`);
+    this.#closing = true;
+    this.#flush();
   }
 
   // --- input ---
@@ -221,16 +308,18 @@ export class RespConnection implements ClientState {
         more = parser.next();
       } catch (err) {
         if (!(err instanceof RespProtocolError)) throw err;
-        this.#server.logger.info({ client: this.id, err: err.message }, 'RESP protocol error; closing the connection');
+        this.#server.logs.protocolErrors.log({ client: this.id, err: err.message });
         this.#target().error(`ERR ${err.message}`);
         this.#closing = true;
         break;
       }
       if (!more) break;
+      this.#requests++;
       this.#run(parser.args);
       if (this.#overLimit()) this.#pause();
     }
     this.#flush();
+    this.#updateInput();
   }
 
   #run(args: Args): void {
@@ -243,7 +332,7 @@ export class RespConnection implements ClientState {
     if (entry === undefined) {
       if (name === 'post' || name === 'host:') {
         // A browser tricked into talking to us (cross-protocol scripting): drop it, as Redis does.
-        server.logger.warn({ client: this.id }, 'HTTP request on the RESP port (possible cross-protocol attack); connection closed');
+        server.logs.crossProtocol.log({ client: this.id, remote: this.remoteAddress });
         this.#socket.destroy();
         return;
       }
@@ -422,10 +511,14 @@ export class RespConnection implements ClientState {
     if (this.#overLimit()) this.#pause();
   }
 
-  /** Too many replies awaited, or too many bytes unsent (buffered here or in the socket). */
+  /** Held by a command, too many replies awaited, or too many bytes unsent (buffered here or in the socket). */
   #overLimit(): boolean {
     const limits = this.#server.limits;
-    return this.#awaiting >= limits.maxPendingResponses || this.#socket.writableLength + this.#out.size >= limits.maxOutputBytes;
+    return (
+      this.#held !== undefined ||
+      this.#awaiting >= limits.maxPendingResponses ||
+      this.#socket.writableLength + this.#out.size >= limits.maxOutputBuffer
+    );
   }
 
   #pause(): void {
@@ -437,8 +530,7 @@ export class RespConnection implements ClientState {
   #maybeResume(): void {
     if (!this.#paused || this.#isClosed || this.#overLimit()) return;
     this.#paused = false;
-    if (!this.#closing) this.#socket.resume();
-    // Commands already buffered run now; more input comes with the resumed socket.
+    // Commands already buffered run now; #process resumes reading (budget permitting).
     this.#process();
   }
 }

@@ -2,7 +2,8 @@
  * What every RESP command can reach: the service (and through it the store and pub/sub), the
  * listener's clients, settings, statistics and scan cursors. One per RESP listener.
  */
-import type { Logger } from '../logger.js';
+import type { Logger, RateLimitedLog } from '../logger.js';
+import type { InputBudget } from '../transport/input-budget.js';
 import type { Service } from '../service/service.js';
 import type { ClientState } from './client.js';
 import type { CommandTable } from './commands/table.js';
@@ -21,7 +22,9 @@ export interface RespLimits {
   /** Most replies waiting for the store before the connection stops reading. */
   maxPendingResponses: number;
   /** Bytes of unsent output past which a connection stops reading (and executing) until it drains. */
-  maxOutputBytes: number;
+  maxOutputBuffer: number;
+  /** A request in progress must complete within this many ms of its first byte (plus 1 s per MiB); 0: never. */
+  frameTimeoutMs: number;
   subscriberBacklogMessages: number;
   subscriberBacklogBytes: number;
   maxConnections: number;
@@ -29,8 +32,21 @@ export interface RespLimits {
   idleTimeoutMs: number;
 }
 
+/** Rate-limited logs of events a client can cause at will. */
+export interface RespLogs {
+  readonly protocolErrors: RateLimitedLog;
+  readonly requestTimeouts: RateLimitedLog;
+  readonly slowSubscribers: RateLimitedLog;
+  readonly refusedConnections: RateLimitedLog;
+  readonly crossProtocol: RateLimitedLog;
+}
+
 export interface RespContext {
   readonly service: Service;
+  /** Caps the input all connections (of both listeners, when shared) hold at once. */
+  readonly inputBudget: InputBudget;
+  /** What clients can make happen often is logged at a bounded rate. */
+  readonly logs: RespLogs;
   readonly logger: Logger;
   readonly limits: RespLimits;
   readonly commands: CommandTable;

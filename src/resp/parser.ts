@@ -143,6 +143,25 @@ export class RespParser {
     return this.#buf.length - this.#pos + this.#partsBytes;
   }
 
+  /** Whether a request has begun and not all of it has arrived. */
+  get incomplete(): boolean {
+    return this.#kind !== NONE;
+  }
+
+  /**
+   * Bytes the input held now will need once the request in progress is complete: what is
+   * buffered, the arguments of that request already parsed, and the rest of the bulk argument
+   * being received (its length is announced before it arrives).
+   */
+  get expectedBytes(): number {
+    let bytes = this.buffered;
+    if (this.#kind === MULTIBULK) {
+      bytes += this.#requestBytes;
+      if (this.#bulkLength >= 0) bytes += Math.max(0, this.#bulkLength + 2 - this.buffered);
+    }
+    return bytes;
+  }
+
   /**
    * Parses the next command into {@link args}. Returns false when more input is needed.
    * Throws {@link RespProtocolError} on a malformed request; the parser is then unusable.

@@ -11,6 +11,9 @@ import tls from 'node:tls';
 import type { Service } from '../service/service.js';
 import type { TlsMaterial } from '../transport/server.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../codec/frame.js';
+import { RateLimitedLog } from '../logger.js';
+import { DEFAULT_INPUT_BUDGET, InputBudget } from '../transport/input-budget.js';
+import { STREAM_DEFAULTS } from '../transport/stream-server.js';
 import { CommandTable } from './commands/table.js';
 import { RespConnection } from './connection.js';
 import type { RespContext, RespLimits } from './context.js';
@@ -32,8 +35,16 @@ export interface RespServerOptions {
   /** 0: never. */
   idleTimeoutMs?: number;
   maxPendingResponses?: number;
-  /** Unsent output past which a connection stops being read. Default 1 MiB. */
-  maxOutputBytes?: number;
+  /** Unsent output past which a connection stops being read. Default 32 MiB (the protobuf listener's). */
+  maxOutputBuffer?: number;
+  /**
+   * Caps the input held by every connection together: pass the protobuf listener's budget
+   * (`ProtokvServer.inputBudget`) so that one server-wide budget covers both; a number (or
+   * nothing) gives this listener a budget of its own.
+   */
+  inputBudget?: InputBudget | number;
+  /** A request must complete within this many ms of its first byte, plus 1 s per MiB. Default 10 s; 0: never. */
+  frameTimeoutMs?: number;
   subscriberBacklogMessages?: number;
   subscriberBacklogBytes?: number;
   /** Reported by INFO and CONFIG GET (`memory`, `lmdb`, …). Default `memory`. */
@@ -43,7 +54,6 @@ export interface RespServerOptions {
 }
 
 export const DEFAULT_RESP_PORT = 6379;
-export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 const STATS_SAMPLE_MS = 100;
 
@@ -66,7 +76,8 @@ export class RespServer {
       maxRequestBytes: maxFrameSize + MAX_INLINE_SIZE,
       maxKeysPerCommand: service.maxKeysPerCommand,
       maxPendingResponses: options.maxPendingResponses ?? 1024,
-      maxOutputBytes: options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+      maxOutputBuffer: options.maxOutputBuffer ?? STREAM_DEFAULTS.maxOutputBuffer,
+      frameTimeoutMs: options.frameTimeoutMs ?? STREAM_DEFAULTS.frameTimeoutMs,
       subscriberBacklogMessages: options.subscriberBacklogMessages ?? 10_000,
       subscriberBacklogBytes: options.subscriberBacklogBytes ?? 64 * 1024 * 1024,
       maxConnections: options.maxConnections ?? 10_000,
@@ -74,9 +85,19 @@ export class RespServer {
     };
     const stats = new RespStats();
     const storeKind = options.storeKind ?? 'memory';
+    const logger = service.logger;
+    const budget = options.inputBudget;
     this.#context = {
       service,
-      logger: service.logger,
+      logger,
+      inputBudget: budget instanceof InputBudget ? budget : new InputBudget(budget ?? DEFAULT_INPUT_BUDGET),
+      logs: {
+        protocolErrors: new RateLimitedLog(logger, 'info', 'RESP protocol error; closing the connection'),
+        requestTimeouts: new RateLimitedLog(logger, 'info', 'RESP request not completed in time; closing the connection'),
+        slowSubscribers: new RateLimitedLog(logger, 'warn', 'RESP subscriber backlog limit reached; disconnecting the subscriber'),
+        refusedConnections: new RateLimitedLog(logger, 'warn', 'RESP connection limit reached; refusing a connection'),
+        crossProtocol: new RateLimitedLog(logger, 'warn', 'HTTP request on the RESP port (possible cross-protocol attack); connection closed'),
+      },
       limits,
       commands: new CommandTable(stats),
       config: redisConfig(limits, storeKind, () => this.address()),
@@ -183,7 +204,7 @@ export class RespServer {
     const limits = context.limits;
     if (this.#clients.size >= limits.maxConnections) {
       context.stats.rejectedConnections++;
-      context.logger.warn({ maxConnections: limits.maxConnections }, 'RESP connection limit reached; refusing a connection');
+      context.logs.refusedConnections.log({ maxConnections: limits.maxConnections });
       socket.end('-ERR max number of clients reached\r\n');
       setTimeout(() => socket.destroy(), 1000).unref();
       return;

@@ -9,7 +9,7 @@
  */
 import type { CommandResponse, Kvpair, Value } from '../../protocol/generated/abi.js';
 import { command as request } from '../../protocol/requests.js';
-import type { Entry, MaybePromise } from '../../storage/store.js';
+import { isPromise, type Entry, type MaybePromise } from '../../storage/store.js';
 import { arg, command, reply, ReplyError, replyErrors, type Call, type CommandSpec } from '../command.js';
 import { Glob } from '../glob.js';
 import { decodeName, encodeName } from '../names.js';
@@ -131,16 +131,34 @@ function hdel(call: Call) {
   });
 }
 
-function hsetnx(call: Call) {
+/**
+ * Reads field `key` of `table`, computes what to write (or nothing) and writes it, with nothing
+ * else of the store's in between when the store answers reads synchronously. When the read is
+ * asynchronous (the Redis store) the client is held until the write has been issued, so its later
+ * commands see it. Resolves to what `compute` returned as `reply`.
+ */
+function readModifyWrite<R>(
+  call: Call,
+  table: string,
+  key: string,
+  compute: (current: Value | undefined) => { write?: Value; reply: R },
+): MaybePromise<R> {
   const store = call.server.service.store;
-  const table = nameArg(call, 1);
-  const key = nameArg(call, 2);
+  const read = store.get(table, key);
+  const issued = then(read, (current) => {
+    const { write, reply } = compute(current);
+    return { written: write === undefined ? undefined : store.set(table, key, write), reply };
+  });
+  if (isPromise(issued)) call.client.hold(issued);
+  return then(issued, ({ written, reply }) => (written === undefined ? reply : then(written, () => reply)));
+}
+
+function hsetnx(call: Call) {
   const a = call.args;
   const value = argValue(a.bufs[3], a.starts[3], a.ends[3]);
-  const result = then(store.contains(table, key), (exists): MaybePromise<number> => {
-    if (exists) return 0;
-    return then(store.set(table, key, value), () => 1);
-  });
+  const result = readModifyWrite(call, nameArg(call, 1), nameArg(call, 2), (current) =>
+    current === undefined ? { write: value, reply: 1 } : { reply: 0 },
+  );
   return reply(call, result, (out, n) => out.integer(n));
 }
 
@@ -154,10 +172,7 @@ function numericText(v: Value): string | undefined {
 
 function hincrby(call: Call) {
   const increment = integerArg(call, 3);
-  const store = call.server.service.store;
-  const table = nameArg(call, 1);
-  const key = nameArg(call, 2);
-  const result = then(store.get(table, key), (current) => {
+  const result = readModifyWrite(call, nameArg(call, 1), nameArg(call, 2), (current) => {
     let value = 0n;
     if (current !== undefined) {
       const inner = current.value;
@@ -168,7 +183,7 @@ function hincrby(call: Call) {
     }
     const next = value + increment;
     if (next < INT64_MIN || next > INT64_MAX) throw new ReplyError('ERR increment or decrement would overflow');
-    return then(store.set(table, key, { value: { $case: 'integer', value: next } }), () => next);
+    return { write: { value: { $case: 'integer', value: next } }, reply: next };
   });
   return reply(call, result, (out, n) => out.integer(n));
 }
@@ -177,10 +192,7 @@ function hincrbyfloat(call: Call) {
   const increment = parseFloatText(call.args.latin1(3));
   if (increment === undefined) throw replyErrors.notFloat();
   if (!Number.isFinite(increment)) throw new ReplyError('ERR value is NaN or Infinity');
-  const store = call.server.service.store;
-  const table = nameArg(call, 1);
-  const key = nameArg(call, 2);
-  const result = then(store.get(table, key), (current) => {
+  const result = readModifyWrite(call, nameArg(call, 1), nameArg(call, 2), (current) => {
     let value = 0;
     if (current !== undefined) {
       const inner = current.value;
@@ -196,7 +208,7 @@ function hincrbyfloat(call: Call) {
     }
     const next = value + increment;
     if (!Number.isFinite(next)) throw new ReplyError('ERR increment would produce NaN or Infinity');
-    return then(store.set(table, key, { value: { $case: 'float', value: next } }), () => next);
+    return { write: { value: { $case: 'float', value: next } }, reply: next };
   });
   return reply(call, result, (out, x) => out.bulkString(formatFloat(x)));
 }
