@@ -97,6 +97,8 @@ export class WebSocketStream extends Duplex {
   #incomingBytes = 0;
   #closeCode: number = CloseCode.NORMAL;
   #closeReason = '';
+  /** Set once a message broke the rules: the connection is closing, and nothing more is read. */
+  #refused = false;
 
   constructor(ws: WebSocket, options: WebSocketStreamOptions = {}) {
     // Not half-open: a WebSocket close is a close of both directions.
@@ -154,14 +156,15 @@ export class WebSocketStream extends Duplex {
   }
 
   #onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.#refused) return;
     if (!isBinary) {
-      this.closeWith(CloseCode.UNSUPPORTED_DATA, 'protokv takes binary messages only');
+      this.#refuse(CloseCode.UNSUPPORTED_DATA, 'protokv takes binary messages only');
       return;
     }
     if (data.length < HEADER_SIZE || data.length !== HEADER_SIZE + (data.readUInt32BE(0) & LENGTH_MASK)) {
       // Message boundaries are part of the protocol here; one that disagrees with its header
       // cannot be answered in order, so the connection ends.
-      this.closeWith(CloseCode.PROTOCOL_ERROR, 'each message must carry exactly one frame');
+      this.#refuse(CloseCode.PROTOCOL_ERROR, 'each message must carry exactly one frame');
       return;
     }
     // The messages of one socket read arrive one after another in the same turn: pushed as one
@@ -169,6 +172,11 @@ export class WebSocketStream extends Duplex {
     if (this.#incoming.length === 0) queueMicrotask(this.#pushIncoming);
     this.#incoming.push(data);
     this.#incomingBytes += data.length;
+  }
+
+  #refuse(code: number, reason: string): void {
+    this.#refused = true;
+    this.closeWith(code, reason);
   }
 
   readonly #pushIncoming = (): void => {
