@@ -101,6 +101,9 @@ interface Result {
   outcome: string;
 }
 
+/** Every scenario is watched for at least this long. */
+const MIN_ATTACK_MS = 3000;
+
 const tlsFiles = await makeTlsFiles();
 const probeScript = path.join(here, 'attack', 'probe.js');
 const results: Result[] = [];
@@ -140,7 +143,11 @@ async function runScenario(s: Scenario, transport: Transport): Promise<Result> {
     await new Promise((r) => setTimeout(r, 500));
     monitor = new RssMonitor(server, capBytes);
     probe.reset();
+    const started = Date.now();
     outcome = await s.attack(ctx);
+    // The probe needs time to see the server even when the attack is over at once (a quick 413).
+    const left = MIN_ATTACK_MS - (Date.now() - started);
+    if (left > 0) await new Promise((r) => setTimeout(r, left));
   } catch (err) {
     outcome = `attack failed: ${(err as Error).message.slice(0, 120)}`;
   }

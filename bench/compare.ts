@@ -12,11 +12,15 @@
  * drives both with the same load generator, `redis-benchmark`: protokv through its RESP listener
  * (`--resp`), so that the comparison does not depend on protokv's own load generator.
  *
- * `node dist/bench/compare.js [--quick] [--repeat N] [--no-pin] [--skip-memory] [--skip-durable] [--resp-only]`;
- * prints markdown on stdout and progress on stderr.
+ * Then the cost of observability: protokv's throughput with metrics on, and with tracing at sample
+ * ratios 0.01 and 1.0 (spans exported to a sink in this process), next to both off.
+ *
+ * `node dist/bench/compare.js [--quick] [--repeat N] [--no-pin] [--skip-memory] [--skip-durable] [--resp-only]
+ * [--skip-observability | --observability]`; prints markdown on stdout and progress on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -31,6 +35,7 @@ import { benchValue, keyName } from '../src/bench/workload.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const HELP = `usage: node dist/bench/compare.js [--quick] [--repeat N] [--no-pin] [--skip-memory] [--skip-durable] [--resp-only]
+                                   [--skip-observability | --observability]
 
 Runs protokv and Redis side by side on loopback and prints markdown tables.
   --quick          fewer requests per cell and 200,000 fields for the memory test
@@ -40,6 +45,8 @@ Runs protokv and Redis side by side on loopback and prints markdown tables.
   --skip-memory    skip the memory-per-field measurement
   --skip-durable   skip the persistent-store / appendfsync-always comparison
   --resp-only      only the redis-benchmark rows (protokv's RESP listener next to redis-server)
+  --skip-observability  skip the cost of metrics and tracing
+  --observability  measure only the cost of metrics and tracing (protokv alone, no Redis)
 `;
 
 const { values: flags } = parseArgs({
@@ -48,6 +55,8 @@ const { values: flags } = parseArgs({
     'skip-memory': { type: 'boolean' },
     'skip-durable': { type: 'boolean' },
     'resp-only': { type: 'boolean' },
+    'skip-observability': { type: 'boolean' },
+    observability: { type: 'boolean' },
     repeat: { type: 'string' },
     'no-pin': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -173,15 +182,21 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** A `"msg":"listening"` log line: the listener's address, and (on the first) the HTTP listener's URL or `off`. */
+interface ListeningLine {
+  address: string;
+  http?: string;
+}
+
 /**
- * Waits for `count` JSON log lines with `"msg":"listening"` and returns their `address` fields
- * in order (protokv logs the protobuf listener first, then the RESP listener).
+ * Waits for `count` JSON log lines with `"msg":"listening"` and returns them in order (protokv
+ * logs the protobuf listener first, then the RESP listener).
  */
-function waitForListening(child: ChildProcess, timeoutMs: number, count = 1): Promise<string[]> {
+function waitForListening(child: ChildProcess, timeoutMs: number, count = 1): Promise<ListeningLine[]> {
   return new Promise((resolve, reject) => {
     let buffered = '';
     let stderr = '';
-    const addresses: string[] = [];
+    const addresses: ListeningLine[] = [];
     const timer = setTimeout(() => done(new Error(`no "listening" line within ${timeoutMs} ms`)), timeoutMs);
     const onData = (chunk: Buffer): void => {
       buffered += chunk.toString();
@@ -190,8 +205,10 @@ function waitForListening(child: ChildProcess, timeoutMs: number, count = 1): Pr
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
         try {
-          const entry = JSON.parse(line) as { msg?: unknown; address?: unknown };
-          if (entry.msg === 'listening' && typeof entry.address === 'string') addresses.push(entry.address);
+          const entry = JSON.parse(line) as { msg?: unknown; address?: unknown; http?: unknown };
+          if (entry.msg === 'listening' && typeof entry.address === 'string') {
+            addresses.push({ address: entry.address, http: typeof entry.http === 'string' ? entry.http : undefined });
+          }
           if (addresses.length === count) return done(undefined);
         } catch {
           // not a JSON log line
@@ -220,17 +237,33 @@ function splitAddress(address: string): { host: string; port: number } {
   return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
 }
 
-/** Starts `protokv serve` on a free loopback port, with its RESP listener on another. */
-async function startProtokv(store: 'memory' | 'persistent'): Promise<Server & { dataDir?: string; respPort: number }> {
+/**
+ * Starts `protokv serve` on a free loopback port, with its RESP listener on another, in its
+ * default configuration (metrics on, served by an HTTP listener on a free port; tracing off)
+ * unless `extra` settings say otherwise.
+ */
+async function startProtokv(
+  store: 'memory' | 'persistent',
+  extra: string[] = [],
+  label: string = store,
+): Promise<Server & { dataDir?: string; respPort: number; http?: string }> {
   const dataDir = store === 'persistent' ? tempDir('protokv-compare-') : undefined;
   const storeArgs = dataDir === undefined ? ['--memory'] : ['--data-dir', dataDir];
-  const args = [join(ROOT, 'bin/protokv.js'), 'serve', ...storeArgs, '--listen', '127.0.0.1:0', '--resp', '127.0.0.1:0', '--log-level', 'info'];
-  const child = track(spawnOn(SERVER_CPU, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } }));
+  const args = [
+    join(ROOT, 'bin/protokv.js'), 'serve', ...storeArgs, '--listen', '127.0.0.1:0', '--resp', '127.0.0.1:0', '--http', '127.0.0.1:0', '--log-level', 'info',
+    ...extra,
+  ];
+  // The standard OpenTelemetry variables of the caller's environment must not turn tracing on behind our back.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('OTEL_')));
+  const child = track(spawnOn(SERVER_CPU, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...env, NO_COLOR: '1' } }));
   try {
     const [main, resp] = await waitForListening(child, 15_000, 2);
-    const { host, port } = splitAddress(main);
-    const name = `protokv (${store})`;
-    return { name, pid: child.pid!, host, port, respPort: splitAddress(resp).port, dataDir, stop: () => stopChild(child), check: watchServer(child, name) };
+    const { host, port } = splitAddress(main.address);
+    const name = `protokv (${label})`;
+    const http = main.http === 'off' ? undefined : main.http;
+    return {
+      name, pid: child.pid!, host, port, respPort: splitAddress(resp.address).port, dataDir, http, stop: () => stopChild(child), check: watchServer(child, name),
+    };
   } catch (err) {
     await stopChild(child);
     throw new Error(`cannot start protokv: ${(err as Error).message}`, { cause: err });
@@ -763,7 +796,7 @@ async function memoryPerField(redisAvailable: boolean): Promise<MemoryRow[]> {
 
 async function generatorCeiling(): Promise<{ cell: Cell; run: Measurement & { report: BenchReport; disturbed?: boolean } }[]> {
   const child = track(spawnOn(SERVER_CPU, process.execPath, [join(ROOT, 'dist/bench/null-server.js')], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  const [address] = await waitForListening(child, 10_000);
+  const [{ address }] = await waitForListening(child, 10_000);
   const { host, port } = splitAddress(address);
   const server: Server = { name: 'null server', pid: child.pid!, host, port, stop: () => stopChild(child), check: watchServer(child, 'null server') };
   const out: { cell: Cell; run: Measurement & { report: BenchReport; disturbed?: boolean } }[] = [];
@@ -789,6 +822,129 @@ async function generatorCeiling(): Promise<{ cell: Cell; run: Measurement & { re
     await server.stop();
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cost of metrics and tracing
+
+const OBSERVABILITY_CELLS: Cell[] = [
+  { command: 'hget', connections: 50, pipeline: 16, requests: quick ? 100_000 : 500_000 },
+  { command: 'hset', connections: 50, pipeline: 16, requests: quick ? 100_000 : 500_000 },
+  { command: 'hget', connections: 50, pipeline: 1, requests: quick ? 40_000 : 200_000 },
+];
+
+/** One configuration of a memory-store server; `sink` is the OTLP endpoint for tracing. */
+interface ObservabilityConfig {
+  name: string;
+  args(sink: string): string[];
+}
+
+const OBSERVABILITY_CONFIGS: ObservabilityConfig[] = [
+  { name: 'off', args: () => ['--http', 'off'] },
+  { name: 'metrics', args: () => [] },
+  { name: 'tracing 0.01', args: (sink) => ['--http', 'off', '--otlp-endpoint', sink, '--trace-sample', '0.01'] },
+  { name: 'tracing 1.0', args: (sink) => ['--http', 'off', '--otlp-endpoint', sink, '--trace-sample', '1'] },
+];
+
+interface ObservabilityRow {
+  cell: Cell;
+  /** Per repetition, one run per configuration (in OBSERVABILITY_CONFIGS order). */
+  repetitions: (Measurement[] & { disturbed?: boolean })[];
+}
+
+/** An OTLP/HTTP endpoint that accepts everything it is sent, counts it and keeps nothing. */
+async function startSpanSink(): Promise<{ url: string; exports: number; bytes: number; close(): Promise<void> }> {
+  const sink = { url: '', exports: 0, bytes: 0, close: () => Promise.resolve() };
+  const server = http.createServer((req, res) => {
+    req.on('data', (chunk: Buffer) => (sink.bytes += chunk.length));
+    req.on('end', () => {
+      sink.exports++;
+      res.writeHead(200, { 'Content-Type': 'application/x-protobuf' });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  sink.url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  sink.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  return sink;
+}
+
+/** Sum of a counter's samples in a Prometheus text exposition. */
+function counterTotal(exposition: string, name: string): number {
+  let total = 0;
+  for (const line of exposition.split('\n')) if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return total;
+}
+
+/**
+ * Throughput of one memory-store server per configuration, measured back to back for every cell
+ * and repetition (the order rotating), so that each comparison with "off" is between runs made
+ * under the same machine conditions.
+ */
+async function observabilityCost(): Promise<{ rows: ObservabilityRow[]; counted: number; sent: number; exports: string }> {
+  const sink = await startSpanSink();
+  const servers: (Server & { http?: string })[] = [];
+  const rows: ObservabilityRow[] = [];
+  let sent = 0;
+  let counted = 0;
+  try {
+    for (const config of OBSERVABILITY_CONFIGS) servers.push(await startProtokv('memory', config.args(sink.url), config.name));
+    for (const server of servers) {
+      for (const command of ['hset', 'hget'] as const) await protokvBench(server, { command, connections: 50, pipeline: 16, requests: quick ? 50_000 : 200_000 });
+    }
+    for (const [i, cell] of OBSERVABILITY_CELLS.entries()) {
+      const row: ObservabilityRow = { cell, repetitions: [] };
+      for (let rep = 0; rep < REPEAT; rep++) {
+        const label = `observability: ${cell.command.toUpperCase()} c${cell.connections} P${cell.pipeline} n${cell.requests}`;
+        const runs = await undisturbed(
+          label,
+          async () => {
+            const out: Measurement[] = [];
+            for (let k = 0; k < servers.length; k++) {
+              const c = (i + rep + k) % servers.length;
+              const m = await withServerCpu(servers[c], (r) => r.report.durationSec, () => protokvBench(servers[c], cell));
+              if (c === 1) sent += cell.requests;
+              log(`${label}: ${OBSERVABILITY_CONFIGS[c].name} ${num(m.opsPerSec)} ops/s, p99 ${m.p99Ms} ms, server CPU ${m.serverCpuPercent}%, other CPU ${m.foreignCpuPercent}%`);
+              out[c] = m;
+            }
+            return out;
+          },
+          (out) => out,
+        );
+        row.repetitions.push(runs);
+      }
+      rows.push(row);
+    }
+    const metricsServer = servers[1];
+    if (metricsServer.http !== undefined) {
+      const response = await fetch(`${metricsServer.http}/metrics`);
+      counted = counterTotal(await response.text(), 'protokv_command_duration_seconds_count');
+    }
+  } finally {
+    for (const server of servers) await server.stop();
+    await sink.close();
+  }
+  return { rows, counted, sent, exports: `${sink.exports} export requests, ${mib(sink.bytes)}` };
+}
+
+function observabilityTable(rows: ObservabilityRow[]): string {
+  const names = OBSERVABILITY_CONFIGS.map((c) => c.name);
+  const out = [
+    `| command | connections | pipeline | ${names.map((n) => `${n} ops/s`).join(' | ')} | ${names.slice(1).map((n) => `${n} vs off`).join(' | ')} |`,
+    `|---|---:|---:|${names.map(() => '---:').join('|')}|${names.slice(1).map(() => '---:').join('|')}|`,
+  ];
+  const middle = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
+  for (const { cell, repetitions } of rows) {
+    const ops = names.map((_, c) => middle(repetitions.map((r) => r[c].opsPerSec)));
+    // Each repetition's runs were made back to back: compare within a repetition, then take the median.
+    const deltas = names.slice(1).map((_, c) => middle(repetitions.map((r) => r[c + 1].opsPerSec / Math.max(1, r[0].opsPerSec) - 1)));
+    const disturbed = repetitions.some((r) => r.disturbed === true) ? ' †' : '';
+    out.push(
+      `| ${cell.command.toUpperCase()}${disturbed} | ${cell.connections} | ${cell.pipeline} | ${ops.map(num).join(' | ')} | ` +
+        `${deltas.map((d) => `${d >= 0 ? '+' : ''}${(d * 100).toFixed(1)}%`).join(' | ')} |`,
+    );
+  }
+  return out.join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -857,6 +1013,11 @@ async function main(): Promise<void> {
   const sections: string[] = [`## Machine\n\n${machine()}`];
   const rows: MatrixRow[] = [];
   const respRows: MatrixRow[] = [];
+  if (flags.observability === true) {
+    sections.push(await observabilitySection());
+    finish(sections, started);
+    return;
+  }
 
   const groups: ['memory' | 'durable', 'memory' | 'persistent', boolean][] = [['memory', 'memory', false]];
   if (flags['skip-durable'] !== true) groups.push(['durable', 'persistent', true]);
@@ -923,6 +1084,25 @@ async function main(): Promise<void> {
         memRows.map((r) => `| ${r.system} | ${r.measure} | ${r.bytes.toFixed(0)} |`).join('\n'),
     );
   }
+  if (flags['skip-observability'] !== true) sections.push(await observabilitySection());
+  finish(sections, started);
+}
+async function observabilitySection(): Promise<string> {
+  const { rows, counted, sent, exports } = await observabilityCost();
+  return (
+    '## The cost of metrics and tracing\n\n' +
+    'protokv with the memory store in four configurations, each its own server: "off" (`--http off`: no metrics, no tracing), ' +
+    '"metrics" (the default: metrics kept, `/metrics` served), and tracing (`--otlp-endpoint`, metrics off) at sample ratios ' +
+    '0.01 and 1.0, exporting OTLP/HTTP protobuf to a sink in the benchmark process. For each cell and repetition the four ran back ' +
+    'to back, in rotating order; "vs off" is the median over repetitions of each run against the "off" run of the same repetition, ' +
+    'and ops/s are medians.\n\n' +
+    observabilityTable(rows) +
+    `\n\nCheck: the metrics server timed ${num(counted)} requests (the measured runs sent it ${num(sent)}, plus warm-up and preload); ` +
+    `the tracing servers made ${exports} to the sink.`
+  );
+}
+
+function finish(sections: string[], started: number): void {
   if (disturbedKept > 0) {
     sections.push(
       `${disturbedKept} run(s) stayed disturbed by other load after retrying; rows marked † show one of them ` +
@@ -933,6 +1113,8 @@ async function main(): Promise<void> {
   sections.push(`Total run time: ${Math.round((Date.now() - started) / 1000)} s${options ? ` (${options})` : ''}.`);
   process.stdout.write(`${sections.join('\n\n')}\n`);
 }
+
+
 
 try {
   await main();

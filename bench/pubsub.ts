@@ -159,7 +159,7 @@ function redisPeer(port: number): Peer {
 }
 
 async function startProtokv(): Promise<number> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--memory', '--listen', '127.0.0.1:0', '--log-level', 'info'], {
+  const child = spawn(process.execPath, [BIN, 'serve', '--memory', '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--log-level', 'info'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);

@@ -19,7 +19,7 @@ import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { connect, type KvClient } from '../src/client/client.js';
-import type { Subscription } from '../src/client/subscription.js';
+import type { Subscription } from '../src/client/core/subscription.js';
 import { encodeFrame } from '../src/codec/frame.js';
 import { requests } from '../src/protocol/requests.js';
 import type { KvValue } from '../src/protocol/values.js';
@@ -116,8 +116,10 @@ async function writer(server: ServerChild, index: number): Promise<void> {
   const kv = await connect({ host: '127.0.0.1', port: server.port });
   const mine = new Map<string, KvValue>();
   const key = (i: number): string => `w${index}/k${i}`;
-  const expectPrevious = (k: string, got: KvValue, expected: KvValue | undefined): void => {
-    if (!same(got, expected ?? null)) wrong(`writer ${index}: ${k} previous ${describeValue(got)}, expected ${describeValue(expected ?? null)}`);
+  // Write results say `undefined` both for a new key and for one that held the empty value.
+  const expectPrevious = (k: string, got: KvValue | undefined, expected: KvValue | undefined): void => {
+    const want = expected ?? undefined;
+    if (!same(got, want)) wrong(`writer ${index}: ${k} previous ${describeValue(got)}, expected ${describeValue(want)}`);
   };
   try {
     while (running()) {

@@ -23,7 +23,11 @@ export const MUX_MODES = ['none', 'yamux'] as const;
 export type MuxMode = (typeof MUX_MODES)[number];
 
 /** The shapes a setting's value can take; each has one parser shared by flags, env and file. */
-export type SettingKind = 'listen' | 'listenOrOff' | 'path' | 'boolean' | 'choice' | 'integer' | 'size' | 'origins' | 'store';
+export type SettingKind = 'listen' | 'listenOrOff' | 'path' | 'boolean' | 'choice' | 'integer' | 'size' | 'origins' | 'store' | 'ratio' | 'url';
+
+/** Wire encodings of OTLP over HTTP that protokv can export traces in. */
+export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
 
 /** Where the data lives: the embedded persistent store, memory, or a Redis engine. */
 export type StoreChoice =
@@ -45,7 +49,7 @@ export interface SettingSpec {
   readonly choices?: readonly string[];
   readonly min?: number;
   readonly max?: number;
-  readonly group: 'general' | 'tls' | 'http' | 'store' | 'limits';
+  readonly group: 'general' | 'tls' | 'http' | 'tracing' | 'store' | 'limits';
   readonly description: string;
 }
 
@@ -176,6 +180,27 @@ export const SETTINGS = {
     group: 'tls',
     description: 'CA certificates (PEM); clients must present a certificate signed by one (mutual TLS)',
   },
+  http: {
+    kind: 'listenOrOff',
+    flag: 'http',
+    env: 'PROTOKV_HTTP',
+    toml: 'http.listen',
+    default: '127.0.0.1:9528',
+    placeholder: 'HOST:PORT|off',
+    group: 'http',
+    description:
+      'Address of the HTTP listener (/healthz, /readyz, /metrics); HTTPS with the TLS settings above; off disables it. ' +
+      'Same loopback rule as --listen',
+  },
+  metrics: {
+    kind: 'boolean',
+    flag: 'metrics',
+    env: 'PROTOKV_METRICS',
+    toml: 'http.metrics',
+    default: true,
+    group: 'http',
+    description: 'Keep Prometheus metrics and serve them at /metrics (off with --http off)',
+  },
   httpAllowedOrigins: {
     kind: 'origins',
     flag: 'http-allowed-origins',
@@ -185,6 +210,27 @@ export const SETTINGS = {
     group: 'http',
     description:
       "Web origins (scheme://host[:port], comma-separated; an array in the file) whose pages may open /ws, besides the console's own",
+  },
+  otlpEndpoint: {
+    kind: 'url',
+    flag: 'otlp-endpoint',
+    env: 'PROTOKV_OTLP_ENDPOINT',
+    toml: 'tracing.otlp_endpoint',
+    placeholder: 'URL',
+    group: 'tracing',
+    description:
+      'Export traces over OTLP/HTTP to this collector (/v1/traces is appended unless the path ends with it); ' +
+      'else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; unset: tracing is off',
+  },
+  traceSample: {
+    kind: 'ratio',
+    flag: 'trace-sample',
+    env: 'PROTOKV_TRACE_SAMPLE',
+    toml: 'tracing.sample',
+    default: 1,
+    placeholder: 'RATIO',
+    group: 'tracing',
+    description: 'Fraction of requests traced, from 0 to 1; when unset, OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG apply',
   },
   storeTlsCa: {
     kind: 'path',
@@ -223,7 +269,7 @@ export const SETTINGS = {
     max: INT32_MAX,
     placeholder: 'BYTES',
     group: 'limits',
-    description: 'Largest frame, and largest inflated gzip payload, accepted',
+    description: 'Largest frame, and largest inflated gzip payload, accepted; also the largest response (a larger one is a 413)',
   },
   maxConnections: {
     kind: 'integer',
@@ -259,7 +305,7 @@ export const SETTINGS = {
     max: INT32_MAX,
     placeholder: 'N',
     group: 'limits',
-    description: 'Responses a connection may have outstanding before the server stops reading from it',
+    description: 'Responses a connection (or yamux stream) may have outstanding before the server stops reading from it and executing its requests',
   },
   maxOutputBuffer: {
     kind: 'size',
@@ -381,8 +427,23 @@ export interface ServerLimits {
 
 /** The HTTP listener's settings. */
 export interface HttpConfig {
+  /** Where it listens; absent when it is off. */
+  listen?: ListenAddress;
+  /** Whether metrics are kept and served at `/metrics`. */
+  metrics: boolean;
   /** Origins (normalized, `scheme://host[:port]`) allowed to open `/ws` besides the console's own. */
   allowedOrigins: string[];
+}
+
+/** Where and how traces are exported; present only when tracing is on. */
+export interface TracingConfig {
+  /** The full OTLP/HTTP traces URL (`…/v1/traces`). */
+  endpoint: string;
+  protocol: OtlpProtocol;
+  /** Fraction of requests traced, 0 to 1. */
+  sampleRatio: number;
+  /** `service.name` of the exported resource. */
+  serviceName: string;
 }
 
 /** The validated configuration of `protokv serve`. */
@@ -404,6 +465,8 @@ export interface ServerConfig {
   logLevel: LogLevel;
   mux: MuxMode;
   http: HttpConfig;
+  /** Absent when tracing is off. */
+  tracing?: TracingConfig;
   limits: ServerLimits;
   /** The TOML file that was read, if any (absolute). */
   configFile?: string;
@@ -484,6 +547,7 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
     logLevel: values.logLevel as LogLevel,
     mux: values.mux as MuxMode,
     http: {
+      metrics: values.metrics as boolean,
       allowedOrigins: (values.httpAllowedOrigins as string[] | undefined) ?? [],
     },
     limits: {
@@ -503,6 +567,10 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
   if (configFile) config.configFile = configFile;
   const resp = values.resp as ListenAddress | undefined;
   if (resp !== undefined) config.resp = resp;
+  const http = values.http as ListenAddress | undefined;
+  if (http !== undefined) config.http.listen = http;
+  const tracing = tracingConfig(values, sources, input.env);
+  if (tracing !== undefined) config.tracing = tracing;
 
   const tlsCert = values.tlsCert as string | undefined;
   const tlsKey = values.tlsKey as string | undefined;
@@ -535,19 +603,18 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
   if (storeTls.cert !== undefined && storeTls.key === undefined) throw requires('storeTlsCert', ['storeTlsKey']);
   if (Object.keys(storeTls).length > 0) config.storeTls = storeTls;
 
-  if (!config.tls && !config.insecure && !isLoopbackHost(config.listen.host)) {
+  // Every listener follows one rule: plaintext only on loopback, unless --insecure says otherwise.
+  const listeners: [SettingName, ListenAddress | undefined, string][] = [
+    ['listen', config.listen, 'TCP'],
+    ['resp', config.resp, 'TCP'],
+    ['http', config.http.listen, 'HTTP'],
+  ];
+  for (const [name, address, protocol] of listeners) {
+    if (address === undefined || config.tls || config.insecure || isLoopbackHost(address.host)) continue;
     throw new ConfigError(
-      `${labels.listen} ${formatListenAddress(config.listen)} is not a loopback address: ` +
-        'set --tls-cert and --tls-key to serve TLS there, or --insecure to serve plain, unencrypted TCP',
-      { setting: 'listen' },
-    );
-  }
-
-  if (config.resp !== undefined && !config.tls && !config.insecure && !isLoopbackHost(config.resp.host)) {
-    throw new ConfigError(
-      `${labels.resp} ${formatListenAddress(config.resp)} is not a loopback address: ` +
-        'set --tls-cert and --tls-key to serve TLS there, or --insecure to serve plain, unencrypted TCP',
-      { setting: 'resp' },
+      `${labels[name]} ${formatListenAddress(address)} is not a loopback address: ` +
+        `set --tls-cert and --tls-key to serve TLS there, or --insecure to serve plain, unencrypted ${protocol}`,
+      { setting: name },
     );
   }
 
@@ -574,7 +641,8 @@ export function renderServeHelp(): string {
   const groups: [SettingSpec['group'], string][] = [
     ['general', 'Options'],
     ['tls', 'TLS (a [tls] table in the file)'],
-    ['http', 'HTTP listener (an [http] table in the file)'],
+    ['http', 'HTTP listener: health, metrics, WebSocket (an [http] table in the file)'],
+    ['tracing', 'Tracing (a [tracing] table in the file)'],
     ['store', 'TLS to a rediss:// store (a [store_tls] table in the file)'],
     ['limits', 'Limits (a [limits] table in the file)'],
   ];
@@ -825,6 +893,7 @@ function coerce(name: SettingName, raw: unknown, label: string, baseDir: string,
   const spec: SettingSpec = SETTINGS[name];
   try {
     if (typed && spec.kind === 'boolean' && typeof raw !== 'boolean') throw new Expected('expected true or false (unquoted)');
+    if (typed && spec.kind === 'ratio' && typeof raw !== 'number') throw new Expected('expected a number from 0 to 1 (unquoted)');
     if (typed && spec.kind === 'integer' && typeof raw !== 'number') {
       throw new Expected(`expected a whole number from ${spec.min ?? 0} to ${spec.max ?? Number.MAX_SAFE_INTEGER} (unquoted)`);
     }
@@ -835,6 +904,10 @@ function coerce(name: SettingName, raw: unknown, label: string, baseDir: string,
         const text = requireString(raw, 'HOST:PORT or off');
         return text.toLowerCase() === 'off' ? undefined : listenAddress(text);
       }
+      case 'url':
+        return httpUrl(requireString(raw, 'an http:// or https:// URL'));
+      case 'ratio':
+        return ratioValue(raw);
       case 'path': {
         const text = requireString(raw, 'a path');
         if (text.includes('\0')) throw new Expected('expected a path');
@@ -949,6 +1022,118 @@ export function normalizeOrigin(text: string): string | undefined {
     return url.origin === 'null' ? undefined : url.origin;
   } catch {
     return undefined;
+  }
+}
+
+function httpUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new Expected('expected an http:// or https:// URL, e.g. http://127.0.0.1:4318');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Expected('expected an http:// or https:// URL (OTLP over HTTP)');
+  return url.href;
+}
+
+function ratioValue(raw: unknown): number {
+  const value = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*\d*\.?\d+(?:e-?\d+)?\s*$/i.test(raw) ? Number(raw) : NaN;
+  if (!(value >= 0 && value <= 1)) throw new Expected('expected a number from 0 to 1, e.g. 0.01 to trace one request in a hundred');
+  return value;
+}
+
+/** The OTLP/HTTP path of the traces signal, appended to a base endpoint. */
+const OTLP_TRACES_PATH = 'v1/traces';
+
+/**
+ * Tracing is on when an endpoint is set: protokv's own setting first, then the standard
+ * OpenTelemetry variables (a `…_TRACES_ENDPOINT` is used as given, a base `…_ENDPOINT` gets
+ * `/v1/traces`). The sampling ratio comes from `--trace-sample` when it was set, else from
+ * `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG`. Requests carry no trace context, so the
+ * parent-based samplers behave as their root sampler.
+ */
+function tracingConfig(
+  values: Record<SettingName, unknown>,
+  sources: Record<SettingName, SettingSource>,
+  env: NodeJS.ProcessEnv,
+): TracingConfig | undefined {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  };
+  const url = (name: string, text: string, join: boolean): string => {
+    let href: string;
+    try {
+      href = httpUrl(text);
+    } catch (err) {
+      if (err instanceof Expected) throw new ConfigError(`invalid value ${JSON.stringify(text)} for ${name}: ${err.message}`, { setting: 'otlpEndpoint' });
+      throw err;
+    }
+    return join ? tracesUrl(href) : href;
+  };
+  let endpoint: string | undefined;
+  const own = values.otlpEndpoint as string | undefined;
+  if (own !== undefined) endpoint = tracesUrl(own);
+  else if (read('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') !== undefined) {
+    endpoint = url('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', read('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT')!, false);
+  } else if (read('OTEL_EXPORTER_OTLP_ENDPOINT') !== undefined) {
+    endpoint = url('OTEL_EXPORTER_OTLP_ENDPOINT', read('OTEL_EXPORTER_OTLP_ENDPOINT')!, true);
+  }
+
+  // Checked even when tracing is off, so a typo is found before someone relies on it.
+  const protocolVariable = read('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocolText = read(protocolVariable) ?? 'http/protobuf';
+  const protocol = OTLP_PROTOCOLS.find((p) => p === protocolText.toLowerCase());
+  if (protocol === undefined) {
+    throw new ConfigError(
+      `invalid value ${JSON.stringify(protocolText)} for ${protocolVariable}: expected ${OTLP_PROTOCOLS.join(' or ')} (grpc is not supported)`,
+      { setting: 'otlpEndpoint' },
+    );
+  }
+  const sampleRatio = sources.traceSample === 'default' ? samplerRatio(read) ?? (values.traceSample as number) : (values.traceSample as number);
+  if (endpoint === undefined) return undefined;
+  return { endpoint, protocol, sampleRatio, serviceName: read('OTEL_SERVICE_NAME') ?? 'protokv' };
+}
+
+/** `…/v1/traces` under a base endpoint, unless the URL already names it. */
+function tracesUrl(base: string): string {
+  const url = new URL(base);
+  if (!url.pathname.replace(/\/+$/, '').endsWith(`/${OTLP_TRACES_PATH}`)) {
+    url.pathname = `${url.pathname.replace(/\/+$/, '')}/${OTLP_TRACES_PATH}`;
+  }
+  return url.href;
+}
+
+const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'];
+
+/** The ratio the standard sampler variables ask for, or `undefined` when they are unset. */
+function samplerRatio(read: (name: string) => string | undefined): number | undefined {
+  const sampler = read('OTEL_TRACES_SAMPLER')?.toLowerCase();
+  if (sampler === undefined) return undefined;
+  switch (sampler) {
+    case 'always_on':
+    case 'parentbased_always_on':
+      return 1;
+    case 'always_off':
+    case 'parentbased_always_off':
+      return 0;
+    case 'traceidratio':
+    case 'parentbased_traceidratio': {
+      const arg = read('OTEL_TRACES_SAMPLER_ARG');
+      if (arg === undefined) return 1;
+      try {
+        return ratioValue(arg);
+      } catch (err) {
+        if (err instanceof Expected) {
+          throw new ConfigError(`invalid value ${JSON.stringify(arg)} for OTEL_TRACES_SAMPLER_ARG: ${err.message}`, { setting: 'traceSample' });
+        }
+        throw err;
+      }
+    }
+    default:
+      throw new ConfigError(`invalid value ${JSON.stringify(sampler)} for OTEL_TRACES_SAMPLER: expected one of ${SAMPLERS.join(', ')}`, {
+        setting: 'traceSample',
+      });
   }
 }
 

@@ -4,6 +4,7 @@
  * becomes a `CommandResponse`.
  */
 import type { CommandResponse } from './protocol/generated/abi.js';
+import { ProtokvError } from './protocol/errors.js';
 
 /** Every error code protokv uses, with its status and what it means. */
 export const ERROR_CODES = {
@@ -26,16 +27,17 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-/** An error with a stable code and the status a client receives for it. */
-export class KvError extends Error {
+/**
+ * An error raised inside the server, with a stable code and the status a client receives for it
+ * (a client sees it as a `ProtokvError` with the same status and message).
+ */
+export class KvError extends ProtokvError {
   readonly code: ErrorCode;
-  readonly status: number;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(ERROR_CODES[code].status, message, options);
     this.name = 'KvError';
     this.code = code;
-    this.status = ERROR_CODES[code].status;
   }
 }
 

@@ -54,7 +54,7 @@ for (const setup of SETUPS) {
     after(() => env.cleanup());
 
     test('hset / hget / hexist / hdel with types, human output', async () => {
-      assert.deepEqual(await kv('hset', 'users', 'ada', 'Lovelace'), { code: 0, stdout: '(empty)\n', stderr: '' });
+      assert.deepEqual(await kv('hset', 'users', 'ada', 'Lovelace'), { code: 0, stdout: '(none)\n', stderr: '' });
       assert.equal((await kv('hset', 'users', 'ada', '1815', '--type', 'int')).stdout, '"Lovelace"\n');
       assert.equal((await kv('hget', 'users', 'ada')).stdout, '(integer) 1815\n');
       assert.equal((await kv('hexist', 'users', 'ada')).stdout, 'true\n');
@@ -70,11 +70,11 @@ for (const setup of SETUPS) {
     });
 
     test('hmset / hmget / hgetall / hmexist / hmdel, JSON output is exact', async () => {
-      assert.deepEqual(JSON.parse((await kv('hmset', 'm', 'a', '9223372036854775807', 'b', '-1', '--type', 'int', '--json')).stdout), [{}, {}]);
+      assert.deepEqual(JSON.parse((await kv('hmset', 'm', 'a', '9223372036854775807', 'b', '-1', '--type', 'int', '--json')).stdout), [null, null]);
       await kv('hmset', 'm', 'f', '2.5', '--type', 'float');
       await kv('hmset', 'm', 'y', 'AQID', '--type', 'bytes');
       await kv('hmset', 'm', 't', 'true', '--type', 'bool');
-      assert.deepEqual(JSON.parse((await kv('hmget', 'm', 'a', 'zz', 'y', '--json')).stdout), [{ integer: '9223372036854775807' }, {}, { binary: 'AQID' }]);
+      assert.deepEqual(JSON.parse((await kv('hmget', 'm', 'a', 'zz', 'y', '--json')).stdout), [{ integer: '9223372036854775807' }, null, { binary: 'AQID' }]);
       assert.deepEqual(JSON.parse((await kv('hgetall', 'm', '--json')).stdout), {
         a: { integer: '9223372036854775807' },
         b: { integer: '-1' },
@@ -83,7 +83,7 @@ for (const setup of SETUPS) {
         t: { bool: true },
       });
       assert.equal((await kv('hmexist', 'm', 'a', 'zz')).stdout, 'true\nfalse\n');
-      assert.equal((await kv('hmdel', 'm', 'a', 'zz', 'f')).stdout, '(integer) 9223372036854775807\n(empty)\n(float) 2.5\n');
+      assert.equal((await kv('hmdel', 'm', 'a', 'zz', 'f')).stdout, '(integer) 9223372036854775807\n(none)\n(float) 2.5\n');
       assert.equal((await kv('hgetall', 'm')).stdout.split('\n').filter(Boolean).length, 3);
     });
 

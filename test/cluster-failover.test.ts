@@ -10,6 +10,10 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KvClient } from '../src/client/client.js';
 import { requests } from '../src/protocol/requests.js';
+import { toValue as v } from '../src/protocol/values.js';
+import { KvError } from '../src/errors.js';
+import { RedisStore } from '../src/storage/redis.js';
+import { parseRedisUrl } from '../src/storage/redis-url.js';
 import { RedisCluster, startRedisNode, type RedisBackedNode } from './helpers/redis-cluster.js';
 import { runFailover, type FailoverResult } from './helpers/failover.js';
 
@@ -101,5 +105,28 @@ describe('a master killed under load', () => {
     });
     assertBehaviour(result);
     assert.equal(result.lost, 0, `${result.lost} of ${result.acknowledged} acknowledged writes lost`);
+  });
+
+  test('a store opened while a master is down starts, reports itself unhealthy, and recovers', async () => {
+    const master = (await cluster.describe()).find((n) => n.role === 'master' && n.slots.length > 0)!;
+    await cluster.node(master.port).kill('SIGKILL');
+    const store = await RedisStore.open(parseRedisUrl(cluster.url('?prefix=fo3:')), { probeIntervalMs: 100 });
+    try {
+      assert.equal(store.healthy(), false);
+      for (let i = 0; i < 20; i++) {
+        const outcome = await store.set(`table-${i}`, 'k', v(1n)).then(
+          () => 200,
+          (err: unknown) => (err instanceof KvError ? err.status : String(err)),
+        );
+        assert.ok(outcome === 200 || outcome === 503, `answered ${outcome}`);
+      }
+      for (let i = 0; i < 600 && !store.healthy(); i++) await sleep(50);
+      assert.equal(store.healthy(), true, 'the store never became healthy after the failover');
+      for (let i = 0; i < 20; i++) await store.set(`table-${i}`, 'k', v(2n));
+    } finally {
+      await store.close();
+      await cluster.node(master.port).restart();
+      await cluster.waitHealthy();
+    }
   });
 });

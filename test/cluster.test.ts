@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { requests } from '../src/protocol/requests.js';
 import { fromValue, type KvValue } from '../src/protocol/values.js';
 import type { KvClient } from '../src/client/client.js';
-import type { Subscription } from '../src/client/subscription.js';
+import type { Subscription } from '../src/client/core/subscription.js';
 import { RedisCluster, startRedisNode, type RedisBackedNode } from './helpers/redis-cluster.js';
 import { RawPeer } from './helpers/server.js';
 import { runCli, startServerProcess } from './helpers/cli.js';
@@ -49,14 +49,14 @@ describe('two nodes over a Redis Cluster', () => {
     for (let i = 0; i < 60; i++) {
       const table = `table-${i}`;
       const value = values[i % values.length];
-      assert.equal(await ca.hset(table, 'k', value), null);
+      assert.equal(await ca.hset(table, 'k', value), undefined);
       assert.deepEqual(await cb.hget(table, 'k'), value, table);
-      assert.deepEqual(await cb.hset(table, 'k', 'second'), value);
+      assert.deepEqual(await cb.hset(table, 'k', 'second'), value ?? undefined);
       assert.equal(await ca.hget(table, 'k'), 'second');
     }
     await cb.hmset('pairs', { x: 1n, y: 'why', z: Buffer.from('zed') });
     assert.deepEqual(await ca.hgetall('pairs'), new Map<string, KvValue>([['x', 1n], ['y', 'why'], ['z', Buffer.from('zed')]]));
-    assert.deepEqual(await ca.hmdel('pairs', ['x', 'nope']), [1n, null]);
+    assert.deepEqual(await ca.hmdel('pairs', ['x', 'nope']), [1n, undefined]);
     assert.deepEqual(await cb.hmexist('pairs', ['x', 'y']), [false, true]);
 
     const hlen = await cb.send(requests.hlen('pairs'));
@@ -78,7 +78,7 @@ describe('two nodes over a Redis Cluster', () => {
       }),
     );
     for (const { set, get, i } of rounds) {
-      assert.equal(set, null);
+      assert.equal(set, undefined);
       assert.equal(get, BigInt(i));
     }
   });
@@ -109,7 +109,7 @@ describe('two nodes over a Redis Cluster', () => {
     ];
     const previous = await Promise.all(writes);
     const final = await ca.hget('contended', 'k');
-    const seen = [...previous, final].map((v) => (v === null ? 'new' : String(v)));
+    const seen = [...previous, final].map((v) => (v === undefined ? 'new' : String(v)));
     const expected = ['new', ...Array.from({ length: n }, (_, i) => `a${i}`), ...Array.from({ length: n }, (_, i) => `b${i}`)];
     assert.deepEqual(seen.sort(), expected.sort());
   });

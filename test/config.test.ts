@@ -123,6 +123,10 @@ function samples(): Record<SampledSetting, Sample> {
     subscriberBacklogMessages: num(100),
     subscriberBacklogBytes: str('1536KiB', () => 1536 * 1024),
     maxKeysPerCommand: num(500),
+    http: str('127.0.0.1:9600', () => ({ host: '127.0.0.1', port: 9600 })),
+    metrics: { text: 'true', toml: 'true', expected: () => true },
+    otlpEndpoint: str('http://127.0.0.1:4318', () => 'http://127.0.0.1:4318/v1/traces'),
+    traceSample: { text: '0.25', toml: '0.25', expected: () => 0.25 },
   };
 }
 
@@ -141,8 +145,16 @@ function valueOf(config: ServerConfig, name: SampledSetting): unknown {
       return config.tls?.key;
     case 'tlsClientCa':
       return config.tls?.clientCa;
+    case 'otlpEndpoint':
+      return config.tracing?.endpoint;
+    case 'traceSample':
+      return config.tracing?.sampleRatio;
     case 'httpAllowedOrigins':
       return config.http.allowedOrigins;
+    case 'http':
+      return config.http.listen;
+    case 'metrics':
+      return config.http.metrics;
     case 'listen':
     case 'resp':
     case 'store':
@@ -187,7 +199,7 @@ describe('defaults', () => {
       insecure: false,
       logLevel: 'info',
       mux: 'none',
-      http: { allowedOrigins: [] },
+      http: { listen: { host: '127.0.0.1', port: 9528 }, metrics: true, allowedOrigins: [] },
       limits: {
         maxFrameSize: 64 * MiB,
         maxConnections: 10_000,
@@ -600,6 +612,89 @@ describe('non-loopback addresses', () => {
   });
 });
 
+describe('the HTTP listener and tracing settings', () => {
+  test('--http off disables the HTTP listener, in any case and from any source', async () => {
+    assert.equal((await load(['--http', 'off'])).http.listen, undefined);
+    assert.equal((await load([], { PROTOKV_HTTP: 'OFF' })).http.listen, undefined);
+    const file = await tomlFile('[http]\nlisten = "off"\nmetrics = false\n');
+    const config = await load(['--config', file]);
+    assert.equal(config.http.listen, undefined);
+    assert.equal(config.http.metrics, false);
+  });
+
+  test('a bad HTTP address is named with where it came from', async () => {
+    await refused(['--http', 'nowhere'], {}, /^invalid value "nowhere" for --http: expected HOST:PORT, e\.g\. 127\.0\.0\.1:9527$/);
+    await refused([], { PROTOKV_HTTP: '127.0.0.1:99999' }, /for PROTOKV_HTTP: expected HOST:PORT with a port from 0 to 65535/);
+    await refused(['--http', ''], {}, /for --http: expected HOST:PORT or off/);
+  });
+
+  test('plain HTTP on a non-loopback address needs TLS or --insecure, like the main listener', async () => {
+    const err = await refused(['--http', '0.0.0.0:9528'], {}, /^--http 0\.0\.0\.0:9528 is not a loopback address: .* or --insecure to serve plain, unencrypted HTTP$/);
+    assert.equal(err.setting, 'http');
+    assert.equal((await load(['--http', '0.0.0.0:9528', '--insecure'])).http.listen?.host, '0.0.0.0');
+    const tlsFlags = ['--tls-cert', tls.files.server, '--tls-key', tls.files.serverKey];
+    assert.equal((await load(['--http', '[::]:9528', ...tlsFlags])).http.listen?.host, '::');
+  });
+
+  test('tracing is off without an endpoint, whatever the sampling says', async () => {
+    assert.equal((await load(['--trace-sample', '0.5'])).tracing, undefined);
+    assert.equal((await load([], { OTEL_TRACES_SAMPLER: 'always_on' })).tracing, undefined);
+  });
+
+  test('--otlp-endpoint is a base URL; /v1/traces is appended unless already there', async () => {
+    const endpoint = async (text: string) => (await load(['--otlp-endpoint', text])).tracing?.endpoint;
+    assert.equal(await endpoint('http://collector:4318'), 'http://collector:4318/v1/traces');
+    assert.equal(await endpoint('https://collector/otlp/'), 'https://collector/otlp/v1/traces');
+    assert.equal(await endpoint('http://collector:4318/v1/traces'), 'http://collector:4318/v1/traces');
+    assert.deepEqual((await load(['--otlp-endpoint', 'http://c:1'])).tracing, {
+      endpoint: 'http://c:1/v1/traces',
+      protocol: 'http/protobuf',
+      sampleRatio: 1,
+      serviceName: 'protokv',
+    });
+  });
+
+  test('the standard OpenTelemetry variables turn tracing on and shape it', async () => {
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://base:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.01',
+      OTEL_SERVICE_NAME: 'kv-eu-1',
+    };
+    assert.deepEqual((await load([], env)).tracing, {
+      endpoint: 'http://base:4318/v1/traces',
+      protocol: 'http/json',
+      sampleRatio: 0.01,
+      serviceName: 'kv-eu-1',
+    });
+    // The signal-specific endpoint is used as given and beats the base one; protokv's own setting beats both.
+    const traces = { ...env, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:9999/custom' };
+    assert.equal((await load([], traces)).tracing?.endpoint, 'http://traces:9999/custom');
+    assert.equal((await load(['--otlp-endpoint', 'http://own:1'], traces)).tracing?.endpoint, 'http://own:1/v1/traces');
+    // --trace-sample beats the sampler variables; the traces protocol variable beats the general one.
+    assert.equal((await load(['--trace-sample', '0.5'], env)).tracing?.sampleRatio, 0.5);
+    assert.equal((await load([], { ...env, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf' })).tracing?.protocol, 'http/protobuf');
+    for (const [sampler, ratio] of [['always_off', 0], ['always_on', 1], ['traceidratio', 1]] as const) {
+      const config = await load([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://base:4318', OTEL_TRACES_SAMPLER: sampler });
+      assert.equal(config.tracing?.sampleRatio, ratio, sampler);
+    }
+  });
+
+  test('bad tracing values are named with where they came from', async () => {
+    await refused(['--otlp-endpoint', 'collector:4318'], {}, /^invalid value "collector:4318" for --otlp-endpoint: expected an http:\/\/ or https:\/\/ URL/);
+    await refused([], { PROTOKV_OTLP_ENDPOINT: 'not a url' }, /for PROTOKV_OTLP_ENDPOINT: expected an http:\/\/ or https:\/\/ URL/);
+    await refused([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://x:4317' }, /for OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:\/\/ or https:\/\/ URL/);
+    await refused(['--trace-sample', '1.5'], {}, /^invalid value "1\.5" for --trace-sample: expected a number from 0 to 1/);
+    await refused(['--trace-sample', 'half'], {}, /for --trace-sample: expected a number from 0 to 1/);
+    await refused([], { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }, /^invalid value "grpc" for OTEL_EXPORTER_OTLP_PROTOCOL: expected http\/protobuf or http\/json \(grpc is not supported\)$/);
+    await refused([], { OTEL_TRACES_SAMPLER: 'jaeger_remote' }, /^invalid value "jaeger_remote" for OTEL_TRACES_SAMPLER: expected one of always_on/);
+    await refused([], { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '-1' }, /for OTEL_TRACES_SAMPLER_ARG: expected a number from 0 to 1/);
+    const file = await tomlFile('[tracing]\nsample = "0.5"\n');
+    await refused(['--config', file], {}, /for tracing\.sample in .*: expected a number from 0 to 1 \(unquoted\)/);
+  });
+});
+
 describe('helpers', () => {
   test('parseByteSize understands bytes and units', () => {
     const cases: [string, number][] = [
@@ -683,7 +778,7 @@ describe('the settings table', () => {
       assert.equal(s.env, `PROTOKV_${s.flag.toUpperCase().replace(/-/g, '_')}`, name);
       // A second listener's address is `<name>.listen` in the file and `--<name>` as a flag.
       if (s.toml !== undefined && s.toml !== `${s.flag}.listen`) {
-        assert.equal(s.toml.split('.').pop(), s.flag.replace(/^(tls|http|store-tls)-/, '').replace(/-/g, '_'), name);
+        assert.equal(s.toml.split('.').pop(), s.flag.replace(/^(tls|http|store-tls|trace)-/, '').replace(/-/g, '_'), name);
       }
     }
   });

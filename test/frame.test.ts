@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { COMPRESSION_THRESHOLD, compressFrame, encodeFrame, FrameDecoder, inflate, SYNC_COMPRESS_LIMIT, SYNC_INFLATE_LIMIT } from '../src/codec/frame.js';
+import { randomBytes } from 'node:crypto';
+import { COMPRESSION_THRESHOLD, compressFrame, encodeFrame, FrameDecoder } from '../src/codec/frame.js';
+import { inflate, SYNC_COMPRESS_LIMIT, SYNC_INFLATE_LIMIT } from '../src/codec/compression.js';
 import { KvError } from '../src/errors.js';
 
 function header(len: number, gzip = false): Buffer {
@@ -141,11 +143,26 @@ test('inflate: small payloads on the spot, large ones in the thread pool, bombs 
   assert.throws(() => inflate(Buffer.from('not gzip'), 1 << 20), (e: unknown) => e instanceof KvError && e.status === 400);
 });
 
-test('compressFrame frames a payload as header and body, compressed in the thread pool', async () => {
-  const payload = Buffer.alloc(SYNC_COMPRESS_LIMIT + 1, 3);
-  const [head, body] = await compressFrame(payload);
-  assert.equal(head!.readUInt32BE(0), (0x8000_0000 | body!.length) >>> 0);
-  const d = new FrameDecoder();
-  d.push(Buffer.concat([head!, body!]));
-  assert.deepEqual(d.next(), payload);
+test('compressFrame frames a payload as header and body chunks, compressed in the thread pool', async () => {
+  for (const payload of [Buffer.alloc(SYNC_COMPRESS_LIMIT + 1, 3), randomBytes(3 * 1024 * 1024)]) {
+    const [head, ...body] = await compressFrame(payload);
+    const length = body.reduce((n, b) => n + b.length, 0);
+    assert.equal(head!.readUInt32BE(0), (0x8000_0000 | length) >>> 0);
+    if (payload.length > 2 * 1024 * 1024) assert.ok(body.length > 1, 'a large body stays in the chunks it was produced in');
+    const d = new FrameDecoder(8 * 1024 * 1024);
+    d.push(Buffer.concat([head!, ...body]));
+    assert.deepEqual(d.next(), payload);
+  }
+});
+
+test('inflating in the thread pool copes with a gzip trailer that understates or overstates the size', async () => {
+  const payload = randomBytes(2 * 1024 * 1024);
+  const gz = gzipSync(payload);
+  for (const stated of [1, 64 * 1024 * 1024, 0xffff_ffff]) {
+    const lying = Buffer.from(gz);
+    lying.writeUInt32LE(stated >>> 0, lying.length - 4);
+    // zlib checks the trailer: a wrong size is invalid gzip, refused whatever room was reserved for it.
+    await assert.rejects(Promise.resolve(inflate(lying, 8 * 1024 * 1024)), (e: unknown) => e instanceof KvError && e.status === 400);
+  }
+  assert.deepEqual(await inflate(gz, 8 * 1024 * 1024), payload);
 });

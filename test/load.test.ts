@@ -77,7 +77,7 @@ test('5,000 concurrent connections each write and read with no error, and server
     await Promise.all(
       clients.map(async (kv, i) => {
         try {
-          assert.equal(await kv.hset('load', `k${i}`, `v${i}`), null);
+          assert.equal(await kv.hset('load', `k${i}`, `v${i}`), undefined);
           assert.equal(await kv.hget('load', `k${i}`), `v${i}`);
           assert.deepEqual(await kv.hmexist('load', [`k${i}`, `missing-${i}`]), [true, false]);
         } catch (err) {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { storeConformance } from '../src/storage/conformance.js';
 import { RedisStore } from '../src/storage/redis.js';
+import { RedisBroker } from '../src/storage/redis-broker.js';
 import { parseRedisUrl } from '../src/storage/redis-url.js';
 import { KvError } from '../src/errors.js';
 import { toValue as v } from '../src/protocol/values.js';
@@ -198,6 +199,45 @@ describe('redis store over TLS', () => {
     } finally {
       await server.stop();
       await Promise.all([tls.cleanup(), other.cleanup()]);
+    }
+  });
+});
+
+describe('redis cluster over TLS', () => {
+  test('rediss-cluster://: every master reached over mutual TLS, pub/sub included', async () => {
+    const tls = await makeTlsFixture();
+    const files = { cert: tls.files.server, key: tls.files.serverKey, ca: tls.files.ca, clientCert: tls.files.client, clientKey: tls.files.clientKey };
+    const secure = await RedisCluster.start({ replicas: 0, tls: files });
+    try {
+      const [ca, cert, key] = await Promise.all([tls.files.ca, tls.files.client, tls.files.clientKey].map((f) => readFile(f)));
+      const store = await RedisStore.open(parseRedisUrl(secure.url('?prefix=tls:')), { tls: { ca, cert, key } });
+      try {
+        const tables = Array.from({ length: 30 }, (_, i) => `table-${i}`);
+        for (const [i, table] of tables.entries()) await store.set(table, 'k', v(BigInt(i)));
+        for (const [i, table] of tables.entries()) assert.deepEqual(await store.get(table, 'k'), v(BigInt(i)));
+        assert.equal(store.engine.masters().length, 3);
+        const listed = (await store.tables('', 100)).items.map((t) => t.name).sort();
+        assert.deepEqual(listed, [...tables].sort());
+        // Sharded pub/sub over the TLS connections to each master.
+        const broker = await RedisBroker.start(store.engine);
+        const delivered: string[] = [];
+        broker.attach({ deliver: (topic) => delivered.push(topic), end: () => false });
+        const topics = Array.from({ length: 12 }, (_, i) => `topic-${i}`);
+        await Promise.all(topics.map((topic) => broker.joined(topic, broker.nextId())));
+        for (const topic of topics) await broker.publish(topic, [v('hello')]);
+        for (let i = 0; i < 200 && delivered.length < topics.length; i++) await sleep(20);
+        assert.deepEqual(delivered.sort(), [...topics].sort());
+        await broker.close();
+      } finally {
+        await store.close();
+      }
+      await assert.rejects(
+        RedisStore.open(parseRedisUrl(secure.url()), { tls: { ca } }),
+        (err: unknown) => err instanceof Error && /cannot reach the store at rediss-cluster:\/\//.test(err.message),
+      );
+    } finally {
+      await secure.stop();
+      await tls.cleanup();
     }
   });
 });

@@ -51,6 +51,24 @@ describe('RESP limits', () => {
     }
   });
 
+  test('a connection with a long pipeline does not hold up the others', { timeout: 60_000 }, async () => {
+    const env = await startResp();
+    try {
+      const flood = await RawResp.connect(env.port);
+      const other = await RawResp.connect(env.port);
+      const total = 100_000;
+      flood.write(Buffer.from('*1\r\n$4\r\nPING\r\n'.repeat(total)));
+      await until(() => flood.pending > 0, 'the flood to be answered');
+      assert.deepEqual(await other.call('PING'), { t: 'simple', v: 'PONG' });
+      assert.ok(flood.pending < total, `the other client was answered before the flood finished (${flood.pending} of ${total} done)`);
+      assert.equal((await flood.replies(total)).length, total);
+      flood.destroy();
+      other.destroy();
+    } finally {
+      await env.close();
+    }
+  });
+
   test('a subscriber that does not read is disconnected past its backlog; publishers are unaffected', { timeout: 60_000 }, async () => {
     const env = await startResp({ resp: { subscriberBacklogMessages: 1_000, subscriberBacklogBytes: 64 * 1024 } });
     try {

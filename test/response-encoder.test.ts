@@ -65,11 +65,28 @@ test('large responses are encoded in slices, between turns of the event loop, to
     if (!done) setImmediate(tick);
   };
   setImmediate(tick);
-  const pieces = await encodeLargeResponseFrame(res, size);
+  const pieces = await encodeLargeResponseFrame(res);
   done = true;
   assert.ok(turns >= 3, `encoding a ${size}-byte response took only ${turns} turns of the event loop`);
   const d = new FrameDecoder();
   d.push(Buffer.concat(pieces));
+  assert.deepEqual(d.next(), Buffer.from(CommandResponse.encode(res).finish()));
+});
+
+test('large binary values are written by reference, to the same bytes', async () => {
+  const big = (n: number, fill: number): Value => ({ value: { $case: 'binary', value: Buffer.alloc(n, fill) } });
+  const res: CommandResponse = {
+    status: 200,
+    message: '',
+    values: [big(3 * 1024 * 1024, 1), { value: { $case: 'string', value: 'between' } }, big(64 * 1024, 2), big(64 * 1024 - 1, 3)],
+    pairs: [
+      { key: 'a', value: big(2 * 1024 * 1024, 4) },
+      { key: 'b', value: undefined },
+      { key: '', value: big(100, 5) },
+    ],
+  };
+  const d = new FrameDecoder(16 * 1024 * 1024);
+  d.push(Buffer.concat(await encodeLargeResponseFrame(res)));
   assert.deepEqual(d.next(), Buffer.from(CommandResponse.encode(res).finish()));
 });
 

@@ -1,16 +1,10 @@
 /**
- * The `protokv` command line: `serve`, `cert`, `bench`, and one client sub-command per protocol
- * command.
+ * The `protokv` command line: `serve`, `cert`, `bench`, one client sub-command per protocol
+ * command, `subscribe`, and the interactive mode (no command, or `repl`). Server-side commands
+ * are loaded on demand, so a client command never loads the store or the logger.
  */
-import { readFileSync } from 'node:fs';
-import { certCommand } from './cert.js';
 import { CLIENT_COMMANDS, CONNECTION_HELP, clientCommand, subscribeCommand } from './client-commands.js';
-import { serveCommand } from './serve.js';
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+import { packageVersion } from './version.js';
 
 function usage(): string {
   const rows: [string, string][] = [
@@ -19,6 +13,7 @@ function usage(): string {
     ['bench [options]', 'measure a server: throughput and latency (protokv bench --help)'],
     ...Object.values(CLIENT_COMMANDS).map((c): [string, string] => [c.usage, c.summary]),
     ['subscribe TOPIC', 'print messages published to TOPIC until Ctrl-C'],
+    ['repl (or no command)', 'interactive mode: the same commands at a prompt, with history'],
   ];
   const width = Math.max(...rows.map(([u]) => u.length)) + 2;
   return `usage: protokv COMMAND [ARGS] [options]\n\nCommands:\n${rows
@@ -29,33 +24,39 @@ function usage(): string {
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   switch (name) {
-    case undefined:
     case 'help':
     case '--help':
     case '-h':
       process.stdout.write(usage());
-      return name === undefined ? 2 : 0;
+      return 0;
     case '--version':
     case '-v':
-      process.stdout.write(`${version()}\n`);
+      process.stdout.write(`${packageVersion()}\n`);
       return 0;
     case 'serve':
-      return serveCommand(rest);
+      return (await import('./serve.js')).serveCommand(rest);
     case 'cert':
-      return certCommand(rest);
-    case 'bench': {
-      // Loaded on demand: only the benchmark needs the histogram library.
-      const { benchCommand } = await import('./bench.js');
-      return benchCommand(rest);
-    }
+      return (await import('./cert.js')).certCommand(rest);
+    case 'bench':
+      return (await import('./bench.js')).benchCommand(rest);
     case 'subscribe':
       return subscribeCommand(rest);
+    case undefined:
+    case 'repl':
+      return (await import('./repl.js')).replCommand(rest);
     default:
+      if (name.startsWith('-')) return (await import('./repl.js')).replCommand(argv);
       if (Object.hasOwn(CLIENT_COMMANDS, name)) return clientCommand(name, rest);
       process.stderr.write(`protokv: unknown command "${name}"\n\n${usage()}`);
       return 2;
   }
 }
+
+// `protokv … | head`: the reader went away; stop quietly, as Unix tools do.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

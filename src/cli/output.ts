@@ -5,8 +5,10 @@
  */
 import type { KvValue } from '../protocol/values.js';
 
-export function humanValue(v: KvValue): string {
+export function humanValue(v: KvValue | undefined): string {
   switch (typeof v) {
+    case 'undefined':
+      return '(none)';
     case 'string':
       return JSON.stringify(v);
     case 'bigint':
@@ -22,8 +24,10 @@ export function humanValue(v: KvValue): string {
 
 export type JsonValue = Record<string, string | number | boolean>;
 
-export function jsonValue(v: KvValue): JsonValue {
+export function jsonValue(v: KvValue | undefined): JsonValue | null {
   switch (typeof v) {
+    case 'undefined':
+      return null;
     case 'string':
       return { string: v };
     case 'bigint':

@@ -1,6 +1,8 @@
 /**
- * `protokv serve`: loads the configuration, opens the store, listens, and shuts down gracefully
- * on SIGINT/SIGTERM (stop accepting, answer what was received, close the store, exit 0).
+ * `protokv serve`: loads the configuration, opens the store, starts the HTTP listener and the
+ * protokv (and RESP) listeners, and shuts down gracefully on SIGINT/SIGTERM: `/readyz` turns 503
+ * at once, the listeners stop accepting and answer what they received, the store closes,
+ * buffered spans are exported, then the HTTP listener closes and the process exits 0.
  */
 import { readFile } from 'node:fs/promises';
 import { ConfigError, formatListenAddress, loadConfig, renderServeHelp, type ServerConfig } from '../config.js';
@@ -14,6 +16,11 @@ import type { Store } from '../storage/store.js';
 import { Service } from '../service/service.js';
 import { ProtokvServer, type TlsMaterial } from '../transport/server.js';
 import { RespServer } from '../resp/server.js';
+import { HttpListener } from '../http/listener.js';
+import { addHealthRoutes, Readiness } from '../http/health.js';
+import { addMetricsRoute } from '../http/metrics-route.js';
+import { createInstrumentation, type Instrumentation } from '../observability/instrumentation.js';
+import { packageVersion } from './version.js';
 
 export async function serveCommand(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -43,11 +50,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.exit(1);
   });
   try {
-    const servers = await start(config, logger);
-    await waitForSignal(logger);
-    // The RESP listener finishes first: the protobuf listener's close also closes the store.
-    await servers.resp?.close();
-    await servers.main.close();
+    // Listening for signals before starting means one sent during start-up (or right after the
+    // "listening" line) stops the server gracefully instead of killing it.
+    const signalled = waitForSignal(logger);
+    const running = await start(config, logger);
+    await signalled;
+    await running.close();
     logger.info('stopped');
     return 0;
   } catch (err) {
@@ -59,12 +67,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
 }
 
 /** The configured store, and the broker that carries pub/sub between nodes sharing it. */
-async function openStore(config: ServerConfig, logger: Logger): Promise<{ store: Store; broker?: Broker }> {
+async function openStore(config: ServerConfig, logger: Logger, instrumentation: Instrumentation | null): Promise<{ store: Store; broker?: Broker }> {
   switch (config.store.kind) {
     case 'memory':
       return { store: new MemoryStore() };
     case 'lmdb':
-      return { store: LmdbStore.open(config.dataDir) };
+      return { store: LmdbStore.open(config.dataDir, { commitObserver: instrumentation ?? undefined }) };
     case 'redis': {
       const files = config.storeTls ?? {};
       const read = (file: string | undefined) => (file === undefined ? Promise.resolve(undefined) : readFile(file));
@@ -85,14 +93,20 @@ function describeStore(config: ServerConfig, store: Store): string {
   return store instanceof RedisStore ? store.address : config.store.kind;
 }
 
-interface Listeners {
-  main: ProtokvServer;
-  resp?: RespServer;
+/** A started server: everything `close` stops, in order. */
+interface Running {
+  close(): Promise<void>;
 }
 
-async function start(config: ServerConfig, logger: Logger): Promise<Listeners> {
-  const { store, broker } = await openStore(config, logger);
-  const service = new Service({ store, broker, logger, maxKeysPerCommand: config.limits.maxKeysPerCommand });
+async function start(config: ServerConfig, logger: Logger): Promise<Running> {
+  // Metrics are only worth keeping when something can scrape them.
+  const instrumentation = await createInstrumentation({
+    metrics: config.http.metrics && config.http.listen !== undefined,
+    tracing: config.tracing,
+    serviceVersion: packageVersion(),
+  });
+  const { store, broker } = await openStore(config, logger, instrumentation);
+  const service = new Service({ store, broker, logger, maxKeysPerCommand: config.limits.maxKeysPerCommand, instrumentation });
   let tls: TlsMaterial | undefined;
   if (config.tls) {
     const [cert, key, clientCa] = await Promise.all([
@@ -102,6 +116,29 @@ async function start(config: ServerConfig, logger: Logger): Promise<Listeners> {
     ]);
     tls = { cert, key, clientCa };
   }
+
+  const readiness = new Readiness();
+  if (store.healthy !== undefined) {
+    const healthy = store.healthy.bind(store);
+    readiness.addCheck('store', () => (healthy() ? { healthy: true } : { healthy: false, detail: `${describeStore(config, store)} is unavailable` }));
+  }
+  let http: HttpListener | undefined;
+  if (config.http.listen !== undefined) {
+    const address = config.http.listen;
+    try {
+      http = await HttpListener.listen({ host: address.host, port: address.port, tls, logger });
+    } catch (err) {
+      await service.close();
+      await instrumentation?.shutdown();
+      throw new Error(`cannot listen for HTTP on ${formatListenAddress(address)}: ${(err as Error).message}`, { cause: err });
+    }
+    addHealthRoutes(http, readiness);
+    if (instrumentation?.figures) {
+      const { createMetricsRegistry } = await import('../observability/metrics.js');
+      addMetricsRoute(http, createMetricsRegistry({ figures: instrumentation.figures, pubsub: service.pubsub, store }));
+    }
+  }
+
   let server: ProtokvServer;
   try {
     server = await ProtokvServer.listen({
@@ -113,38 +150,60 @@ async function start(config: ServerConfig, logger: Logger): Promise<Listeners> {
       ...config.limits,
     });
   } catch (err) {
+    await http?.close();
     await service.close();
+    await instrumentation?.shutdown();
     throw new Error(`cannot listen on ${formatListenAddress(config.listen)}: ${(err as Error).message}`, { cause: err });
   }
   logger.info(
     {
       address: formatListenAddress(server.address()),
+      http: http === undefined ? 'off' : `${http.secure ? 'https' : 'http'}://${formatListenAddress(http.address())}`,
       store: describeStore(config, store),
       dataDir: config.store.kind === 'lmdb' ? config.dataDir : undefined,
       tls: config.tls ? (config.tls.clientCa ? 'mutual' : 'server') : 'off',
       mux: config.mux,
+      metrics: instrumentation?.figures ? 'on' : 'off',
+      tracing: config.tracing ? `${config.tracing.protocol} to ${config.tracing.endpoint}, sampling ${config.tracing.sampleRatio}` : 'off',
     },
     'listening',
   );
-  if (config.resp === undefined) return { main: server };
-  let resp: RespServer;
-  try {
-    resp = await RespServer.listen({
-      service,
-      host: config.resp.host,
-      port: config.resp.port,
-      tls,
-      storeKind: describeStore(config, store),
-      ...config.limits,
-      // One budget for the input of both listeners.
-      inputBudget: server.inputBudget,
-    });
-  } catch (err) {
-    await server.close();
-    throw new Error(`cannot listen on ${formatListenAddress(config.resp)} (--resp): ${(err as Error).message}`, { cause: err });
+  let resp: RespServer | undefined;
+  if (config.resp !== undefined) {
+    try {
+      resp = await RespServer.listen({
+        service,
+        host: config.resp.host,
+        port: config.resp.port,
+        tls,
+        storeKind: describeStore(config, store),
+        ...config.limits,
+        // One budget for the input of both listeners.
+        inputBudget: server.inputBudget,
+      });
+    } catch (err) {
+      await server.close();
+      await instrumentation?.shutdown();
+      await http?.close();
+      throw new Error(`cannot listen on ${formatListenAddress(config.resp)} (--resp): ${(err as Error).message}`, { cause: err });
+    }
+    logger.info({ address: formatListenAddress(resp.address()), protocol: 'resp', tls: config.tls ? (config.tls.clientCa ? 'mutual' : 'server') : 'off' }, 'listening');
   }
-  logger.info({ address: formatListenAddress(resp.address()), protocol: 'resp', tls: config.tls ? (config.tls.clientCa ? 'mutual' : 'server') : 'off' }, 'listening');
-  return { main: server, resp };
+  readiness.ready();
+  return {
+    async close() {
+      // Load balancers learn first, while requests in flight are still being answered. The HTTP
+      // listener answers until the end, but it alone must not keep a stopping process alive (were
+      // the store never to finish closing).
+      readiness.stopping();
+      http?.unref();
+      // The RESP listener finishes first: the protobuf listener's close also closes the store.
+      await resp?.close();
+      await server.close();
+      await instrumentation?.shutdown();
+      await http?.close();
+    },
+  };
 }
 
 function waitForSignal(logger: Logger): Promise<void> {

@@ -3,31 +3,21 @@
  * whose low 31 bits give the payload length, then the payload. Pure functions and a decoder
  * with no I/O, so every transport shares them and tests can split input at every byte.
  */
-import { gunzip, gunzipSync, gzip, gzipSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import { errors, KvError } from '../errors.js';
+import {
+  COMPRESSION_THRESHOLD,
+  DEFAULT_MAX_FRAME_SIZE,
+  FRAME_HEADER_SIZE as HEADER_SIZE,
+  GZIP_FLAG as GZIP_BIT,
+  MAX_ENCODABLE_LENGTH,
+} from './frame-format.js';
+import { compress, inflateSync } from './compression.js';
 
-/** Messages whose encoded size exceeds this are sent gzip-compressed (1500 MTU − headers). */
-export const COMPRESSION_THRESHOLD = 1436;
-/** Default maximum frame (and inflated payload) size: 64 MiB. */
-export const DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024;
-/** The largest length a header can express. */
-export const MAX_ENCODABLE_LENGTH = 0x7fff_ffff;
-
+// The format's constants live in frame-format.ts, which clients share without Node's zlib.
+export { COMPRESSION_THRESHOLD, DEFAULT_MAX_FRAME_SIZE, MAX_ENCODABLE_LENGTH } from './frame-format.js';
 /** Bytes of a frame header. */
-export const HEADER_SIZE = 4;
-const GZIP_BIT = 0x8000_0000;
-/**
- * Payloads that inflate to at most this are inflated on the calling thread (well under a
- * millisecond); larger ones in Node's thread pool, so a small frame that inflates to tens of
- * megabytes never holds up the event loop.
- */
-export const SYNC_INFLATE_LIMIT = 256 * 1024;
-/**
- * Output chunk of compression and inflation in the thread pool: each chunk costs the event loop
- * a callback, so large ones (zlib's default is 16 KiB) keep a 60 MiB payload to a few dozen.
- */
-const THREAD_POOL_CHUNK = 1024 * 1024;
-
+export { FRAME_HEADER_SIZE as HEADER_SIZE } from './frame-format.js';
 /** A frame as received: its payload exactly as sent, and whether that payload is gzip. */
 export interface ReceivedFrame {
   readonly payload: Buffer;
@@ -40,13 +30,6 @@ export function frameHeader(length: number, compressed = false): Buffer {
   header.writeUInt32BE(((compressed ? GZIP_BIT : 0) | length) >>> 0, 0);
   return header;
 }
-
-/**
- * Payloads larger than this are compressed in Node's thread pool (`compressFrame`) rather than
- * on the calling thread: gzip runs at tens of megabytes a second, so a big payload would
- * otherwise hold up every other client.
- */
-export const SYNC_COMPRESS_LIMIT = 64 * 1024;
 
 /**
  * Frames an encoded message: small payloads are copied once behind the header, large ones are
@@ -67,13 +50,15 @@ export function encodeFrame(payload: Uint8Array): Buffer {
 }
 
 /**
- * Compresses `payload` in the thread pool and resolves to the frame as two pieces, header and
- * compressed body, so the body is never copied behind the header.
+ * Compresses `payload` (one buffer, or pieces of one payload) in the thread pool and resolves to
+ * the frame as pieces — header, then the compressed body in the chunks it was produced in — so
+ * neither the payload nor the body is ever joined or copied.
  */
-export function compressFrame(payload: Uint8Array): Promise<Buffer[]> {
-  return new Promise((resolve, reject) =>
-    gzip(payload, { chunkSize: THREAD_POOL_CHUNK }, (err, compressed) => (err ? reject(err) : resolve([frameHeader(compressed.length, true), compressed]))),
-  );
+export async function compressFrame(payload: Uint8Array | readonly Uint8Array[]): Promise<Buffer[]> {
+  const body = await compress(payload);
+  let length = 0;
+  for (const chunk of body) length += chunk.length;
+  return [frameHeader(length, true), ...body];
 }
 
 /**
@@ -230,36 +215,4 @@ export class FrameDecoder {
     }
     return out;
   }
-}
-
-/** Inflates `payload`, refusing output past `max` bytes; throws the protocol's 413 or 400. */
-export function inflateSync(payload: Buffer, max: number): Buffer {
-  try {
-    return gunzipSync(payload, { maxOutputLength: max });
-  } catch (err) {
-    throw inflateError(err, max);
-  }
-}
-
-/**
- * Inflates `payload` on the calling thread when it inflates to at most `SYNC_INFLATE_LIMIT`
- * bytes, else in the thread pool (the synchronous attempt stops at the limit, so at most that
- * much work is spent on it). Refuses output past `max` bytes with the protocol's 413; invalid
- * gzip is a 400. A promise is returned only for large payloads.
- */
-export function inflate(payload: Buffer, max: number): Buffer | Promise<Buffer> {
-  const syncLimit = Math.min(max, SYNC_INFLATE_LIMIT);
-  try {
-    return gunzipSync(payload, { maxOutputLength: syncLimit });
-  } catch (err) {
-    if (syncLimit === max || (err as NodeJS.ErrnoException).code !== 'ERR_BUFFER_TOO_LARGE') throw inflateError(err, max);
-  }
-  return new Promise((resolve, reject) =>
-    gunzip(payload, { maxOutputLength: max, chunkSize: THREAD_POOL_CHUNK }, (err, inflated) => (err ? reject(inflateError(err, max)) : resolve(inflated))),
-  );
-}
-
-function inflateError(err: unknown, max: number): KvError {
-  if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return errors.frameTooLarge(max + 1, max);
-  return errors.malformedFrame('compressed payload is not valid gzip', err);
 }

@@ -10,7 +10,8 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { CommandResponse, type Kvpair, type Value } from './generated/abi.js';
-import { COMPRESSION_THRESHOLD, compressFrame, encodeFrame, SYNC_COMPRESS_LIMIT } from '../codec/frame.js';
+import { COMPRESSION_THRESHOLD, compressFrame, encodeFrame } from '../codec/frame.js';
+import { SYNC_COMPRESS_LIMIT } from '../codec/compression.js';
 
 const HEADER = 4;
 const TWO_POW_31 = 2 ** 31;
@@ -92,7 +93,7 @@ export function responseSize(res: CommandResponse): number {
 class Writer {
   pos: number;
   constructor(
-    readonly buf: Buffer,
+    public buf: Buffer,
     start: number,
   ) {
     this.pos = start;
@@ -216,27 +217,89 @@ export function isLargeResponse(size: number): boolean {
 const ENCODE_SLICE_BYTES = 1024 * 1024;
 /** …or this many values or pairs, whichever comes first. */
 const ENCODE_SLICE_ITEMS = 16 * 1024;
+/** Binary values at least this large are referenced as pieces of a large payload, not copied into it. */
+const REFERENCE_BYTES = 64 * 1024;
+
+/** The bytes of `v` a `PieceWriter` references rather than copies. */
+function referencedBytes(v: Value | undefined): number {
+  const inner = v?.value;
+  return inner?.$case === 'binary' && inner.value.length >= REFERENCE_BYTES ? inner.value.length : 0;
+}
 
 /**
- * `res` (of `size` payload bytes, see `responseSize`) as a frame, without holding up the event
- * loop: the payload is written in slices of about a megabyte with a turn of the event loop
- * between them, then compressed in the thread pool. Resolves to the frame as pieces (header,
- * body) so the body is never copied.
+ * Writes a large payload as pieces: segments of about a megabyte filled here, and large binary
+ * values referenced as they are, so a 60 MiB value is never copied on the event loop.
  */
-export async function encodeLargeResponseFrame(res: CommandResponse, size = responseSize(res)): Promise<Buffer[]> {
-  const w = new Writer(Buffer.allocUnsafe(size), 0);
-  writeHead(w, res);
-  const { values, pairs } = res;
-  let i = 0;
-  let j = 0;
-  while (i < values.length || j < pairs.length) {
-    const sliceEnd = w.pos + ENCODE_SLICE_BYTES;
-    for (let n = 0; n < ENCODE_SLICE_ITEMS && w.pos < sliceEnd; n++) {
-      if (i < values.length) w.value(0x1a, values[i++]);
-      else if (j < pairs.length) w.pair(pairs[j++]);
-      else break;
-    }
-    if (i < values.length || j < pairs.length) await nextTurn();
+class PieceWriter extends Writer {
+  readonly pieces: Uint8Array[] = [];
+  /** Where the part of `buf` not yet cut into a piece starts. */
+  #segmentStart = 0;
+
+  constructor() {
+    super(Buffer.allocUnsafe(ENCODE_SLICE_BYTES), 0);
   }
-  return compressFrame(w.buf);
+
+  /** Makes room for `n` more bytes written here, starting a new segment when this one is full. */
+  reserve(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    this.#cut();
+    this.buf = Buffer.allocUnsafe(Math.max(ENCODE_SLICE_BYTES, n));
+    this.pos = 0;
+    this.#segmentStart = 0;
+  }
+
+  override bytes(tag: number, b: Uint8Array): void {
+    if (b.length < REFERENCE_BYTES) {
+      super.bytes(tag, b);
+      return;
+    }
+    this.byte(tag);
+    this.varint(b.length);
+    this.#cut();
+    this.pieces.push(b);
+  }
+
+  /** The payload's pieces, in order. */
+  finish(): Uint8Array[] {
+    this.#cut();
+    return this.pieces;
+  }
+
+  #cut(): void {
+    if (this.pos > this.#segmentStart) this.pieces.push(this.buf.subarray(this.#segmentStart, this.pos));
+    this.#segmentStart = this.pos;
+  }
+}
+
+/**
+ * `res` as a frame, without holding up the event loop: the payload is written a megabyte or so at a time with a turn of the event loop between
+ * slices, large binary values referenced rather than copied, then compressed in the thread pool.
+ * Resolves to the frame as pieces (header, body chunks), never joined.
+ */
+export async function encodeLargeResponseFrame(res: CommandResponse): Promise<Buffer[]> {
+  const w = new PieceWriter();
+  w.reserve(16 + 3 * res.message.length);
+  writeHead(w, res);
+  let written = 0;
+  let items = 0;
+  const sliceDue = (n: number): boolean => {
+    written += n;
+    if (written < ENCODE_SLICE_BYTES && ++items < ENCODE_SLICE_ITEMS) return false;
+    written = 0;
+    items = 0;
+    return true;
+  };
+  for (const v of res.values) {
+    const n = valueFieldSize(v) - referencedBytes(v);
+    w.reserve(n);
+    w.value(0x1a, v);
+    if (sliceDue(n)) await nextTurn();
+  }
+  for (const p of res.pairs) {
+    const n = pairFieldSize(p) - referencedBytes(p.value);
+    w.reserve(n);
+    w.pair(p);
+    if (sliceDue(n)) await nextTurn();
+  }
+  return compressFrame(w.finish());
 }

@@ -12,6 +12,7 @@
  * past the subscriber backlog is disconnected.
  */
 import type net from 'node:net';
+import { setImmediate } from 'node:timers';
 import { KvError } from '../errors.js';
 import type { CommandContext } from '../service/commands.js';
 import type { BudgetWaiter } from '../transport/input-budget.js';
@@ -25,6 +26,8 @@ import type { RespSubscription } from './pubsub.js';
 import { ReplyWriter } from './reply.js';
 import { FrameTimer } from '../transport/frame-timer.js';
 
+/** Commands run for one connection before other connections get a turn of the event loop. */
+const COMMANDS_PER_TURN = 1024;
 /** Replies up to this size are joined into one buffer before writing. */
 const MAX_JOINED_WRITE = 64 * 1024;
 
@@ -81,6 +84,8 @@ export class RespConnection implements ClientState, BudgetWaiter {
   #reserved = 0;
   /** Waiting for room in the input budget: not read from meanwhile. */
   #waitingForBudget = false;
+  /** Stopped after a turn's worth of commands, to let other connections run; resumes on the next turn. */
+  #yielding = false;
   /** Times the request the client is sending (slow-drip connections are closed). */
   readonly #requestTimer: FrameTimer;
   /** Requests completed so far: identifies the one being timed. */
@@ -93,7 +98,7 @@ export class RespConnection implements ClientState, BudgetWaiter {
     this.#parser = new RespParser({ maxBulkLength: server.limits.maxBulkLength, maxRequestBytes: server.limits.maxRequestBytes });
     this.remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort);
     this.localAddress = formatAddress(socket.localAddress, socket.localPort);
-    this.context = server.service.contextFor(undefined, 'resp');
+    this.context = server.service.contextFor(undefined, { transport: 'resp', port: server.port });
     const onError = (text: string): void => server.stats.error(text);
     this.#out.onError = onError;
     this.#requestTimer = new FrameTimer(server.limits.frameTimeoutMs, () => this.#requestTimedOut());
@@ -216,6 +221,7 @@ export class RespConnection implements ClientState, BudgetWaiter {
   #onData(chunk: Buffer): void {
     if (this.#closing) return;
     this.#server.stats.netInputBytes += chunk.length;
+    this.context.instrumentation?.received(chunk.length);
     this.#parser.push(chunk);
     this.#process();
   }
@@ -247,9 +253,10 @@ export class RespConnection implements ClientState, BudgetWaiter {
   #updateInput(): void {
     if (this.#isClosed) return;
     const fits = this.#reserveInput();
-    if (!fits) this.#socket.pause();
-    else if (!this.#paused && !this.#closing && this.#socket.isPaused()) this.#socket.resume();
-    if (fits && !this.#paused && !this.#closing && this.#parser.incomplete) this.#requestTimer.await(this.#requests, this.#parser.expectedBytes);
+    const reading = fits && !this.#paused && !this.#closing && !this.#yielding;
+    if (!reading) this.#socket.pause();
+    else if (this.#socket.isPaused()) this.#socket.resume();
+    if (reading && this.#parser.incomplete) this.#requestTimer.await(this.#requests, this.#parser.expectedBytes);
     else this.#requestTimer.stop();
   }
 
@@ -302,7 +309,17 @@ export class RespConnection implements ClientState, BudgetWaiter {
   /** Runs every complete command buffered, unless the connection is over a limit. */
   #process(): void {
     const parser = this.#parser;
-    while (!this.#closing && !this.#paused) {
+    let run = 0;
+    while (!this.#closing && !this.#paused && !this.#yielding) {
+      if (run === COMMANDS_PER_TURN) {
+        // Others get their turn; reading stops until the rest of the buffered input has run.
+        this.#yielding = true;
+        setImmediate(() => {
+          this.#yielding = false;
+          this.#process();
+        });
+        break;
+      }
       let more: boolean;
       try {
         more = parser.next();
@@ -314,6 +331,7 @@ export class RespConnection implements ClientState, BudgetWaiter {
         break;
       }
       if (!more) break;
+      run++;
       this.#requests++;
       this.#run(parser.args);
       if (this.#overLimit()) this.#pause();
@@ -485,6 +503,7 @@ export class RespConnection implements ClientState, BudgetWaiter {
       this.#queuedMessages = 0;
       const done = (): void => {
         this.#inFlightMessages -= messages;
+        this.context.instrumentation?.written(bytes);
         this.#maybeResume();
       };
       if (parts.length === 1) socket.write(parts[0], done);

@@ -122,6 +122,7 @@ export class RespServer {
       server.on('secureConnection', onConnection);
       server.on('tlsClientError', (err, socket) => {
         service.logger.info({ err: err.message, remote: socket.remoteAddress }, 'RESP TLS handshake refused');
+        service.instrumentation?.connectionRejected('tls_handshake');
         socket.destroy();
       });
       this.#server = server;
@@ -197,13 +198,16 @@ export class RespServer {
     const context = this.#context;
     socket.setNoDelay(true);
     socket.on('error', () => {});
+    const instrumentation = context.service.instrumentation;
     if (this.#closing !== undefined) {
+      instrumentation?.connectionRejected('shutting_down');
       socket.destroy();
       return;
     }
     const limits = context.limits;
     if (this.#clients.size >= limits.maxConnections) {
       context.stats.rejectedConnections++;
+      instrumentation?.connectionRejected('max_connections');
       context.logs.refusedConnections.log({ maxConnections: limits.maxConnections });
       socket.end('-ERR max number of clients reached\r\n');
       setTimeout(() => socket.destroy(), 1000).unref();
@@ -212,7 +216,11 @@ export class RespServer {
     context.stats.connectionsReceived++;
     const client = new RespConnection(socket, this.#nextId++, context);
     this.#clients.set(client.id, client);
-    void client.closed.then(() => this.#clients.delete(client.id));
+    instrumentation?.connectionOpened('resp');
+    void client.closed.then(() => {
+      this.#clients.delete(client.id);
+      instrumentation?.connectionClosed('resp');
+    });
     if (limits.idleTimeoutMs > 0) {
       socket.setTimeout(limits.idleTimeoutMs, () => {
         // Like Redis, subscribers are never idle: they wait for messages.

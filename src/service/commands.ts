@@ -10,6 +10,7 @@ import { EMPTY_VALUE } from '../protocol/values.js';
 import { errors } from '../errors.js';
 import { isPromise, type Entry, type MaybePromise, type Page, type Store, type TableInfo } from '../storage/store.js';
 import type { PubSub, SubscriberContext } from './pubsub.js';
+import type { StreamInstrumentation } from '../observability/instrumentation.js';
 import { ResponseBudget } from './response-budget.js';
 
 /** The stream a request arrived on, as handlers see it. */
@@ -39,6 +40,8 @@ export interface CommandContext {
    * PUBLISH replies with it).
    */
   readonly onPublished?: (receivers: number) => void;
+  /** The stream's metrics and tracing; `null` when both are off or the caller is in-process. */
+  readonly instrumentation: StreamInstrumentation | null;
 }
 
 type Handler<C extends CommandName> = (args: CommandArgs<C>, ctx: CommandContext) => MaybePromise<CommandResponse>;

@@ -7,7 +7,8 @@
  * its bytes once. Each subscriber's stream bounds its own backlog (see `SubscriptionSink`).
  *
  * Fan-out is done in slices: at most `FANOUT_SLICE` subscribers are handed messages per turn of
- * the event loop, so a publish to a hundred thousand subscribers never holds up other clients.
+ * the event loop, over all publishes and topics, so neither a publish to a hundred thousand
+ * subscribers nor a flood of publishes to a crowded topic holds up other clients.
  * Messages of one topic reach each subscriber in publish order whatever the slicing: a message
  * waits until the ones before it have been handed to every subscriber.
  *
@@ -40,7 +41,7 @@ export interface SubscriptionSink {
   end(): void;
 }
 
-/** Subscribers handed a message per turn of the event loop, over all topics. */
+/** Subscribers handed a message per turn of the event loop, over all publishes and topics. */
 export const FANOUT_SLICE = 1024;
 
 /**
@@ -121,8 +122,14 @@ export class PubSub {
   /** Topics with pending deliveries, served in turn by `#pump`. */
   readonly #busy = new Set<Topic>();
   #pumpScheduled = false;
+  /** Deliveries left for this turn of the event loop; `#pump` refills it. */
+  #budget = FANOUT_SLICE;
   /** Where published messages go and where ids come from (see broker.ts). */
   readonly #broker: Broker;
+  /** Messages published on this node since start (with or without subscribers), for metrics. */
+  published = 0;
+  /** Messages handed to this node's subscribers since start: one per subscription reached, for metrics. */
+  delivered = 0;
 
   constructor(broker: Broker = new LocalBroker()) {
     this.#broker = broker;
@@ -195,6 +202,7 @@ export class PubSub {
    * subscriptions; resolves to the number of subscriptions reached.
    */
   publish(topic: string, data: Value[]): MaybePromise<number> {
+    this.published++;
     const sent = this.#broker.publish(topic, data);
     if (this.#patterns.size === 0) return sent;
     const matched: Subscription[] = [];
@@ -202,6 +210,7 @@ export class PubSub {
     if (matched.length === 0) return sent;
     const message = new PublishedMessage(topic, data);
     for (const sub of matched) sub.sink.deliver(message);
+    this.delivered += matched.length;
     return isPromise(sent) ? sent.then((n) => n + matched.length) : sent + matched.length;
   }
 
@@ -243,9 +252,11 @@ export class PubSub {
     const room = this.#topics.get(topic);
     if (room === undefined) return 0;
     const receivers = room.size;
+    this.delivered += receivers;
     const delivery: Delivery = { message: new PublishedMessage(topic, data), end: room.slots.length, next: 0 };
-    if (room.pending.length === 0) {
-      this.#deliver(room, delivery, FANOUT_SLICE);
+    if (room.pending.length === 0 && this.#budget > 0) {
+      this.#budget = this.#deliver(room, delivery, this.#budget);
+      this.#schedulePump();
       if (delivery.next >= delivery.end) return receivers;
     }
     room.pending.push(delivery);
@@ -299,7 +310,7 @@ export class PubSub {
     setImmediate(this.#pump);
   }
 
-  /** One slice of pending fan-outs, topics taking turns. */
+  /** Each turn of the event loop: refills the budget and spends it on pending fan-outs, topics taking turns. */
   readonly #pump = (): void => {
     this.#pumpScheduled = false;
     let budget = FANOUT_SLICE;
@@ -317,7 +328,9 @@ export class PubSub {
       if (room.pending.length > 0) this.#busy.add(room);
       else this.#tidy(room);
     }
-    if (this.#busy.size > 0) this.#schedulePump();
+    // What is left may be spent by publishes arriving during this turn; refilled on the next.
+    this.#budget = budget;
+    if (this.#busy.size > 0 || budget < FANOUT_SLICE) this.#schedulePump();
   };
 
   #remove(id: number): void {

@@ -3,7 +3,9 @@
  * sockets or frames; a transport hands it decoded requests and sends what it returns.
  *
  * Transport contract, per request:
- * 0. once per stream, `const ctx = service.contextFor(stream, undefined, maxFrameSize)`;
+ * 0. once per stream, `const ctx = service.contextFor(stream, origin, maxFrameSize)` (`origin`: its
+ *    transport and port, for metrics and tracing; see `observability/instrumentation.ts` for what
+ *    a transport reports to `ctx.instrumentation`);
  * 1. `const res = service.execute(request, ctx)` — a response, or a promise of one when the
  *    store answers asynchronously; it has already passed `beforeResponseSend`.
  * 2. write the response, and once the write has completed call `service.responseSent(res)` (the
@@ -20,6 +22,7 @@ import { dispatch, type CommandContext, type RequestStream } from './commands.js
 import { Hooks, type HookName, type HookSignatures } from './hooks.js';
 import { PubSub } from './pubsub.js';
 import type { Broker } from './broker.js';
+import type { Instrumentation, StreamOrigin } from '../observability/instrumentation.js';
 
 export interface ServiceOptions {
   store: Store;
@@ -28,6 +31,8 @@ export interface ServiceOptions {
   maxKeysPerCommand?: number;
   /** Where published messages go; default: this process only (see broker.ts). */
   broker?: Broker;
+  /** Metrics and tracing; absent when both are off. */
+  instrumentation?: Instrumentation | null;
 }
 
 export const DEFAULT_MAX_KEYS_PER_COMMAND = 100_000;
@@ -39,6 +44,8 @@ export class Service {
   readonly #hooks = new Hooks();
   /** Most keys (or pairs, or published values) one request may name. */
   readonly maxKeysPerCommand: number;
+  /** Metrics and tracing, for transports to report connections to; `null` when both are off. */
+  readonly instrumentation: Instrumentation | null;
   /** Context for requests that arrive without a stream (in-process callers). */
   readonly #bareContext: CommandContext;
   #closing: Promise<void> | undefined;
@@ -48,6 +55,7 @@ export class Service {
     this.pubsub = new PubSub(options.broker);
     this.logger = options.logger ?? silentLogger();
     this.maxKeysPerCommand = options.maxKeysPerCommand ?? DEFAULT_MAX_KEYS_PER_COMMAND;
+    this.instrumentation = options.instrumentation ?? null;
     this.#bareContext = this.contextFor(undefined);
   }
 
@@ -71,19 +79,22 @@ export class Service {
     if (hooks.onRequestReceived !== null) {
       for (const fn of hooks.onRequestReceived) this.#safely('onRequestReceived', () => fn(request));
     }
+    const instrumentation = context.instrumentation;
+    const sequence = instrumentation === null ? -1 : instrumentation.begin(request);
     let result: MaybePromise<CommandResponse>;
     try {
       result = dispatch(request, context);
     } catch (err) {
       result = this.#failed(err);
     }
+    if (instrumentation !== null) instrumentation.dispatched();
     if (isPromise(result)) {
       return result.then(
-        (res) => this.#finish(res, request),
-        (err: unknown) => this.#finish(this.#failed(err), request),
+        (res) => this.#finish(res, request, context, sequence),
+        (err: unknown) => this.#finish(this.#failed(err), request, context, sequence),
       );
     }
-    return this.#finish(result, request);
+    return this.#finish(result, request, context, sequence);
   }
 
   /** The response for a request that failed before it could be executed (e.g. undecodable). */
@@ -108,12 +119,22 @@ export class Service {
   }
 
   /**
-   * The context for requests arriving on `stream` (over `transport`, when it is not the protobuf
-   * stream protocol); create it once per stream, not per request. `maxResponseBytes` is the
-   * stream's maximum frame size (default 64 MiB): no response it is sent may be larger.
+   * The context for requests arriving on `stream` through `origin` (its transport and listener
+   * port); create it once per stream, not per request. Requests on a context without an origin
+   * (in-process callers) are not instrumented. `maxResponseBytes` is the stream's maximum frame
+   * size (default 64 MiB): no response it is sent may be larger.
    */
-  contextFor(stream: RequestStream | undefined, transport?: string, maxResponseBytes = DEFAULT_MAX_FRAME_SIZE): CommandContext {
-    return { store: this.store, pubsub: this.pubsub, maxKeysPerCommand: this.maxKeysPerCommand, maxResponseBytes, stream, transport };
+  contextFor(stream: RequestStream | undefined, origin?: StreamOrigin, maxResponseBytes = DEFAULT_MAX_FRAME_SIZE): CommandContext {
+    const instrumentation = origin === undefined || this.instrumentation === null ? null : this.instrumentation.stream(origin);
+    return {
+      store: this.store,
+      pubsub: this.pubsub,
+      maxKeysPerCommand: this.maxKeysPerCommand,
+      maxResponseBytes,
+      stream,
+      transport: origin?.transport,
+      instrumentation,
+    };
   }
 
   #failed(err: unknown): CommandResponse {
@@ -123,12 +144,14 @@ export class Service {
     return errorResponse(e);
   }
 
-  #finish(response: CommandResponse, request: CommandRequest): CommandResponse {
+  #finish(response: CommandResponse, request: CommandRequest, context: CommandContext, sequence: number): CommandResponse {
     const executed = this.#hooks.onRequestExecuted;
     if (executed !== null) {
       for (const fn of executed) this.#safely('onRequestExecuted', () => fn(response, request));
     }
-    return this.#beforeSend(response);
+    const sent = this.#beforeSend(response);
+    if (sequence >= 0) context.instrumentation!.answered(sequence, sent);
+    return sent;
   }
 
   #beforeSend(response: CommandResponse): CommandResponse {

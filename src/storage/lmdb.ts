@@ -42,7 +42,7 @@ import {
 } from './lmdb-layout.js';
 import { DataDirLock, foreignDataDir, inspectDataDir, writeMarker } from './data-dir.js';
 import { PendingWrites, type PendingEntry } from './pending-writes.js';
-import type { Entry, Page, Store, TableInfo } from './store.js';
+import type { CommitObserver, Entry, Page, Store, TableInfo } from './store.js';
 
 export { MAX_KEY_BYTES } from './lmdb-layout.js';
 
@@ -53,6 +53,16 @@ export interface LmdbStoreOptions {
    * (fewer syncs, higher write latency). Default 0: commit on the next event-loop turn.
    */
   commitDelay?: number;
+  /** Told how long each commit took and which writes it made durable (metrics and tracing). */
+  commitObserver?: CommitObserver;
+}
+
+/** The writes made durable by one commit, gathered for the commit observer. */
+interface CommitGroup {
+  startedAt: number;
+  endedAt: number;
+  tags: unknown[];
+  failed: boolean;
 }
 
 type Db = RootDatabase<Buffer, Buffer>;
@@ -73,15 +83,20 @@ export class LmdbStore implements Store {
   #closing: Promise<void> | undefined;
 
   readonly #lock: DataDirLock;
+  readonly #observer: CommitObserver | undefined;
+  /** The writes settling in this event-loop turn: those of one commit. */
+  #settling: CommitGroup | undefined;
 
   private constructor(
     /** The directory holding the LMDB environment. */
     readonly path: string,
     db: Db,
     lock: DataDirLock,
+    observer: CommitObserver | undefined,
   ) {
     this.#db = db;
     this.#lock = lock;
+    this.#observer = observer;
   }
 
   /**
@@ -104,7 +119,7 @@ export class LmdbStore implements Store {
         db.close().catch(() => undefined);
         throw err;
       }
-      return new LmdbStore(dir, db, lock);
+      return new LmdbStore(dir, db, lock, options.commitObserver);
     } catch (err) {
       lock.release();
       throw err instanceof KvError ? err : errors.storage(`cannot open the store in ${dir}: ${message(err)}`, err);
@@ -226,6 +241,16 @@ export class LmdbStore implements Store {
         last = row.key;
       }
       return { items, cursor: more && last !== undefined ? tablesCursor(last) : '' };
+    });
+  }
+
+  /** Keys over every table, from the committed table counts: O(number of tables). */
+  keyCount(): number {
+    const db = this.#live();
+    return this.#read(() => {
+      let keys = 0;
+      for (const { value } of db.getRange(COUNTS_RANGE)) keys += decodeCount(value);
+      return keys;
     });
   }
 
@@ -435,7 +460,36 @@ export class LmdbStore implements Store {
       throw storageError('cannot write', await commitFailureCause(err));
     });
     this.#track(committed, settled);
+    if (this.#observer !== undefined) this.#observe(committed, this.#observer);
     return committed;
+  }
+
+  /**
+   * Reports `write` to the commit observer with the other writes of its commit. The writes of one
+   * commit settle together, in one event-loop turn, so the writes settling in a turn are taken as
+   * one commit, timed from the first of them being queued to their settling.
+   */
+  #observe(write: Promise<unknown>, observer: CommitObserver): void {
+    const tag = observer.queued();
+    const queuedAt = performance.now();
+    const settled = (failed: boolean): void => {
+      let group = this.#settling;
+      if (group === undefined) {
+        const created: CommitGroup = { startedAt: queuedAt, endedAt: performance.now(), tags: [], failed: false };
+        this.#settling = group = created;
+        setImmediate(() => {
+          this.#settling = undefined;
+          observer.committed(created.startedAt, created.endedAt, created.tags, created.failed);
+        });
+      }
+      group.startedAt = Math.min(group.startedAt, queuedAt);
+      group.tags.push(tag);
+      group.failed ||= failed;
+    };
+    write.then(
+      () => settled(false),
+      () => settled(true),
+    );
   }
 
   /** Queues `action` into the next write transaction (see `#write`). */

@@ -25,6 +25,10 @@ function unpack(stored: Stored | undefined): Value | undefined {
   return typeof stored === 'string' ? { value: { $case: 'string', value: stored } } : stored;
 }
 
+function toEntry(key: string, stored: Stored): Entry {
+  return { key, value: unpack(stored)! };
+}
+
 /**
  * Cursors are `m.` and the base-36 sequence number to resume after: opaque to clients, cheap to
  * check. (The tag keeps another store's cursor from being mistaken for one of ours.)
@@ -80,13 +84,13 @@ export class MemoryStore implements Store {
   }
 
   getAll(table: string): Entry[] {
-    return Array.from(this.iterate(table));
+    return this.#read(table)?.map(toEntry) ?? [];
   }
 
   *iterate(table: string): Generator<Entry> {
     const t = this.#read(table);
     if (t === undefined) return;
-    for (const [key, stored] of t.entries()) yield { key, value: unpack(stored)! };
+    for (const [key, stored] of t.entries()) yield toEntry(key, stored);
   }
 
   len(table: string): number {
@@ -98,7 +102,7 @@ export class MemoryStore implements Store {
     const t = this.#read(table);
     if (t === undefined) return { items: [], cursor: '' };
     const { entries, next } = t.page(after, count);
-    return { items: entries.map(([key, stored]) => ({ key, value: unpack(stored)! })), cursor: toCursor(next) };
+    return { items: entries.map(([key, stored]) => toEntry(key, stored)), cursor: toCursor(next) };
   }
 
   tables(cursor: string, count: number): Page<TableInfo> {
@@ -111,6 +115,13 @@ export class MemoryStore implements Store {
   drop(table: string): number {
     this.#live();
     return this.#tables.delete(table)?.size ?? 0;
+  }
+
+  /** Keys over every table: O(number of tables). */
+  keyCount(): number {
+    let count = 0;
+    for (const [, table] of this.#tables.entries()) count += table.size;
+    return count;
   }
 
   close(): Promise<void> {

@@ -103,14 +103,10 @@ export class RedisEngine {
       throw new RedisStartError(`cannot connect to the store at ${address}: ${reason(err)}`, { cause: err });
     }
     const engine = new RedisEngine(client as RedisClient, target, logger, options.probeIntervalMs ?? 1000);
-    try {
-      // Open the connection to every master now, so the first requests do not queue behind it.
-      await engine.#runProbe();
-      if (!engine.#healthy) throw new Error('a master does not answer');
-    } catch (err) {
-      await engine.close();
-      throw new RedisStartError(`the store at ${address} is not serving: ${reason(err)}`, { cause: err });
-    }
+    // Open the connection to every master now, so the first requests do not queue behind it. A
+    // master that does not answer (a shard failing over) is no reason not to start: its tables
+    // answer 503 until it is back, and readiness says so meanwhile.
+    await engine.#runProbe();
     return engine;
   }
 

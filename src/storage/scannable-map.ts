@@ -68,6 +68,18 @@ export class ScannableMap<V> {
     return previous;
   }
 
+  /** Every live entry through `fn`, in slot order: one pass, no iterator (for reading a table whole). */
+  map<R>(fn: (key: string, value: V) => R): R[] {
+    const out: R[] = [];
+    const keys = this.#keys;
+    const values = this.#values;
+    for (let slot = 0; slot < keys.length; slot++) {
+      const key = keys[slot];
+      if (key !== undefined) out.push(fn(key, values[slot] as V));
+    }
+    return out;
+  }
+
   /** Live entries in slot order; safe against writes (and compaction) between steps. */
   *entries(): Generator<[string, V]> {
     let epoch = this.#epoch;

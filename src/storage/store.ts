@@ -74,6 +74,18 @@ export interface Store {
    * without it is ready while open. A networked store answers from its latest health probe.
    */
   healthy?(): boolean;
+  /** Optional: the number of keys over every table, for the `protokv_store_keys` gauge; called on each scrape, so cheap. */
+  keyCount?(): MaybePromise<number>;
+}
+
+/**
+ * Told about each commit of a store that commits writes in batches (the persistent store), for
+ * metrics and tracing. Whatever `queued` returns when a write is queued comes back, with the
+ * other writes of its commit, once that commit is durable (or failed). Times are `performance.now()`.
+ */
+export interface CommitObserver<Tag = unknown> {
+  queued(): Tag;
+  committed(startedAt: number, endedAt: number, writes: readonly Tag[], failed: boolean): void;
 }
 
 /** True for promises (and other thenables) — the cheap test the hot path uses. */

@@ -13,15 +13,10 @@ import type { Service } from '../service/service.js';
 import { DEFAULT_INPUT_BUDGET, InputBudget } from './input-budget.js';
 import { serveStream, STREAM_DEFAULTS, type ServedStream, type StreamLimits, type StreamShared } from './stream-server.js';
 import { GoAwayCode, YamuxSession } from './yamux.js';
+import { serverTlsOptions, type TlsMaterial } from '../tls/server-options.js';
+import type { StreamOrigin, TransportName } from '../observability/instrumentation.js';
 
-export interface TlsMaterial {
-  /** Server certificate chain (PEM). */
-  cert: string | Buffer;
-  /** Server private key (PEM). */
-  key: string | Buffer;
-  /** When set, clients must present a certificate signed by this CA (mutual TLS). */
-  clientCa?: string | Buffer;
-}
+export type { TlsMaterial };
 
 export interface ServerOptions extends StreamLimits {
   service: Service;
@@ -46,8 +41,6 @@ export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 9527;
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
-/** A TLS handshake not finished by then is dropped (a peer that hangs up mid-handshake is not always noticed). */
-const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export class ProtokvServer {
   readonly #server: net.Server;
@@ -62,6 +55,9 @@ export class ProtokvServer {
   /** Events a client can cause at will, logged without flooding the log. */
   readonly #notices: { handshakes: RateLimitedLog; refusals: RateLimitedLog; idle: RateLimitedLog };
   #closing: Promise<void> | undefined;
+  /** Where accepted connections come from, and the streams they carry (the same, or yamux); set once bound. */
+  #connectionOrigin: StreamOrigin | undefined;
+  #streamOrigin: StreamOrigin | undefined;
 
   private constructor(options: ServerOptions) {
     this.#options = options;
@@ -78,18 +74,11 @@ export class ProtokvServer {
     };
     const onConnection = (socket: Duplex): void => this.#accept(socket);
     if (options.tls) {
-      const { cert, key, clientCa } = options.tls;
-      const server = tls.createServer({
-        cert,
-        key,
-        minVersion: 'TLSv1.2',
-        allowHalfOpen: true,
-        handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS,
-        ...(clientCa === undefined ? {} : { ca: clientCa, requestCert: true, rejectUnauthorized: true }),
-      });
+      const server = tls.createServer({ ...serverTlsOptions(options.tls), allowHalfOpen: true });
       server.on('secureConnection', onConnection);
       server.on('tlsClientError', (err, socket) => {
         this.#notices.handshakes.log({ err: err.message, remote: socket.remoteAddress });
+        this.#service.instrumentation?.connectionRejected('tls_handshake');
         // With half-open sockets allowed, a peer that hung up mid-handshake would otherwise linger.
         socket.destroy();
       });
@@ -110,6 +99,9 @@ export class ProtokvServer {
       server.#server.once('error', reject);
       server.#server.listen(options.port ?? DEFAULT_PORT, options.host ?? DEFAULT_HOST, () => {
         server.#server.off('error', reject);
+        const port = server.address().port;
+        server.#connectionOrigin = { transport: options.tls ? 'tls' : 'tcp', port };
+        server.#streamOrigin = options.mux === 'yamux' ? { transport: 'yamux', port } : server.#connectionOrigin;
         resolve();
       });
     });
@@ -164,28 +156,39 @@ export class ProtokvServer {
 
   /**
    * Serves a connection that arrived through another listener (a WebSocket on the HTTP listener)
-   * as one stream, under this server's connection limit and graceful shutdown.
+   * as one stream, under this server's connection limit and graceful shutdown. `origin` labels its
+   * metrics and traces: its transport and the port of the listener it came through.
    */
-  adopt(stream: Duplex): void {
-    this.#accept(stream, false);
+  adopt(stream: Duplex, origin: StreamOrigin = { transport: 'websocket', port: 0 }): void {
+    this.#accept(stream, origin);
   }
 
-  #accept(socket: Duplex, multiplexed = this.#options.mux === 'yamux'): void {
+  /** `adopted`: the origin of a connection from another listener, served as one stream. */
+  #accept(socket: Duplex, adopted?: StreamOrigin): void {
     const options = this.#options;
     const logger = this.#service.logger;
+    const instrumentation = this.#service.instrumentation;
+    const multiplexed = adopted === undefined && options.mux === 'yamux';
     if (socket instanceof net.Socket) socket.setNoDelay(true);
     if (this.#closing !== undefined) {
+      instrumentation?.connectionRejected('shutting_down');
       refuse(socket, errors.shuttingDown(), multiplexed);
       return;
     }
     const max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     if (this.#connections.size >= max) {
       this.#notices.refusals.log({ maxConnections: max });
+      instrumentation?.connectionRejected('max_connections');
       refuse(socket, errors.limitReached(`too many connections (maximum ${max})`), multiplexed);
       return;
     }
+    const transport: TransportName = (adopted ?? this.#connectionOrigin!).transport;
     this.#connections.add(socket);
-    socket.once('close', () => this.#connections.delete(socket));
+    instrumentation?.connectionOpened(transport);
+    socket.once('close', () => {
+      this.#connections.delete(socket);
+      instrumentation?.connectionClosed(transport);
+    });
     if (options.idleTimeoutMs && socket instanceof net.Socket) {
       socket.setTimeout(options.idleTimeoutMs, () => {
         this.#notices.idle.log({ idleTimeoutMs: options.idleTimeoutMs });
@@ -202,16 +205,22 @@ export class ProtokvServer {
         session.goAway(GoAwayCode.ProtocolError);
         setTimeout(() => session.destroy(), REFUSAL_LINGER_MS).unref();
       };
-      session.on('stream', (stream) => this.#serve(stream, closeSession));
+      session.on('stream', (stream) => this.#serve(stream, this.#streamOrigin!, closeSession));
     } else {
-      this.#serve(socket);
+      this.#serve(socket, adopted ?? this.#streamOrigin!);
     }
   }
 
-  #serve(stream: Duplex, closeConnection?: () => void): void {
-    const served = serveStream(stream, this.#service, this.#options, this.#shared, closeConnection);
+  #serve(stream: Duplex, origin: StreamOrigin, closeConnection?: () => void): void {
+    const served = serveStream(stream, this.#service, this.#options, this.#shared, closeConnection, origin);
     this.#streams.add(served);
-    void served.closed.then(() => this.#streams.delete(served));
+    // A yamux stream counts as a connection of its own, on top of the connection carrying it.
+    const instrumentation = origin.transport === 'yamux' ? this.#service.instrumentation : null;
+    instrumentation?.connectionOpened('yamux');
+    void served.closed.then(() => {
+      this.#streams.delete(served);
+      instrumentation?.connectionClosed('yamux');
+    });
   }
 }
 

@@ -21,7 +21,8 @@
  */
 import type { Duplex } from 'node:stream';
 import type { CommandResponse } from '../protocol/generated/abi.js';
-import { FrameDecoder, DEFAULT_MAX_FRAME_SIZE, inflate, type ReceivedFrame } from '../codec/frame.js';
+import { FrameDecoder, DEFAULT_MAX_FRAME_SIZE, type ReceivedFrame } from '../codec/frame.js';
+import { inflate } from '../codec/compression.js';
 import { decodeRequest } from '../protocol/wire.js';
 import { encodeLargeResponseFrame, encodeResponseFrame, isLargeResponse, responseSize } from '../protocol/response-encoder.js';
 import { errors, KvError } from '../errors.js';
@@ -30,6 +31,7 @@ import { isPromise } from '../storage/store.js';
 import type { Service } from '../service/service.js';
 import type { CommandContext, RequestStream } from '../service/commands.js';
 import type { PublishedMessage, SubscriptionSink } from '../service/pubsub.js';
+import type { StreamInstrumentation, StreamOrigin } from '../observability/instrumentation.js';
 import { InputBudget, type BudgetWaiter } from './input-budget.js';
 import { FrameTimer } from './frame-timer.js';
 
@@ -115,7 +117,8 @@ interface Slot {
 /**
  * Serves `stream`. `closeConnection`, for a stream multiplexed over a connection, closes that
  * whole connection: a stream that breaks the frame time limit takes its connection with it, or a
- * client could drip bytes on a new stream forever.
+ * client could drip bytes on a new stream forever. `origin` (its transport and listener port)
+ * labels its metrics and traces.
  */
 export function serveStream(
   stream: Duplex,
@@ -123,8 +126,9 @@ export function serveStream(
   limits: StreamLimits = {},
   shared: StreamShared = standaloneShared(service),
   closeConnection?: () => void,
+  origin?: StreamOrigin,
 ): ServedStream {
-  return new StreamServer(stream, service, { ...STREAM_DEFAULTS, ...limits }, shared, closeConnection);
+  return new StreamServer(stream, service, { ...STREAM_DEFAULTS, ...limits }, shared, closeConnection, origin);
 }
 
 class StreamServer implements ServedStream, RequestStream, SubscriptionSink, BudgetWaiter {
@@ -135,6 +139,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
   readonly #shared: StreamShared;
   readonly #decoder: FrameDecoder;
   readonly #context: CommandContext;
+  readonly #instrumentation: StreamInstrumentation | null;
 
   // --- output ---
   /** Responses not yet written, in request order; used only while an earlier one is not ready. */
@@ -176,7 +181,14 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
   #isClosed = false;
   #subscriptionCancel: (() => void) | undefined;
 
-  constructor(stream: Duplex, service: Service, limits: Required<StreamLimits>, shared: StreamShared, closeConnection?: () => void) {
+  constructor(
+    stream: Duplex,
+    service: Service,
+    limits: Required<StreamLimits>,
+    shared: StreamShared,
+    closeConnection: (() => void) | undefined,
+    origin: StreamOrigin | undefined,
+  ) {
     this.#stream = stream;
     this.#closeConnection = closeConnection;
     this.#frameTimer = new FrameTimer(limits.frameTimeoutMs, () => this.#frameTimedOut());
@@ -184,7 +196,8 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
     this.#limits = limits;
     this.#shared = shared;
     this.#decoder = new FrameDecoder(limits.maxFrameSize);
-    this.#context = service.contextFor(this, undefined, limits.maxFrameSize);
+    this.#context = service.contextFor(this, origin, limits.maxFrameSize);
+    this.#instrumentation = this.#context.instrumentation;
     this.closed = new Promise((resolve) => stream.once('close', resolve));
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => this.#onEnd());
@@ -227,6 +240,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
         { unwrittenMessages: this.#unwritten, unwrittenBytes: this.#outputBytes },
         'subscriber backlog limit reached; disconnecting the subscriber',
       );
+      this.#instrumentation?.subscriberDropped();
       this.#cancelSubscription();
       this.#destroy('the subscriber fell too far behind');
       return;
@@ -257,6 +271,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
   #onData(chunk: Buffer): void {
     // Once draining, input is read only so the peer's side can finish; it is not executed.
     if (this.#draining) return;
+    if (this.#instrumentation !== null) this.#instrumentation.received(chunk.length);
     this.#decoder.push(chunk);
     this.#process();
   }
@@ -528,7 +543,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
       slot.response = response;
       size = responseSize(response);
     }
-    return isLargeResponse(size) ? encodeLargeResponseFrame(response, size) : [encodeResponseFrame(response, size)];
+    return isLargeResponse(size) ? encodeLargeResponseFrame(response) : [encodeResponseFrame(response, size)];
   }
 
   /** Adds one response's frame to the current batch; the batch is written at the end of this tick at the latest. */
@@ -576,6 +591,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
     const responses = this.#batchResponses.length > 0 ? this.#batchResponses : undefined;
     const done = (err?: Error | null): void => {
       this.#written(count, bytes);
+      if (err == null && this.#instrumentation !== null) this.#instrumentation.written(bytes);
       if (err == null && responses !== undefined) for (const r of responses) this.#service.responseSent(r);
     };
     if (batch.length === 1 && bytes <= WRITE_PIECE) stream.write(batch[0], done);
@@ -646,5 +662,5 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
 /** A published message's frame, encoded once for all its subscribers. */
 function encodeShared(response: CommandResponse): readonly Buffer[] | Promise<readonly Buffer[]> {
   const size = responseSize(response);
-  return isLargeResponse(size) ? encodeLargeResponseFrame(response, size) : [encodeResponseFrame(response, size)];
+  return isLargeResponse(size) ? encodeLargeResponseFrame(response) : [encodeResponseFrame(response, size)];
 }

@@ -24,6 +24,7 @@ import { RateLimitedLog, silentLogger, type Logger } from '../logger.js';
 import { FrameTimer } from './frame-timer.js';
 import type { InputBudget } from './input-budget.js';
 import { CloseCode, WebSocketStream } from './websocket-stream.js';
+import type { Instrumentation } from '../observability/instrumentation.js';
 
 /** The path the endpoint answers on. */
 export const WEBSOCKET_PATH = '/ws';
@@ -69,6 +70,8 @@ export interface WebSocketEndpointOptions extends OriginPolicy {
   /** A message must arrive within this many ms of its first byte (plus a second per MiB); 0: no limit. Default 10 s. */
   frameTimeoutMs?: number;
   logger?: Logger;
+  /** Counts refused upgrades (reason `origin`); accepted ones are counted where they are adopted. */
+  instrumentation?: Instrumentation | null;
 }
 
 const DEFAULT_FRAME_TIMEOUT_MS = 10_000;
@@ -107,6 +110,7 @@ export class WebSocketEndpoint {
           return;
         }
         this.#refusals.log({ origin: info.req.headers.origin, host: info.req.headers.host });
+        this.#options.instrumentation?.connectionRejected('origin');
         callback(false, 403, refusal);
       },
     });

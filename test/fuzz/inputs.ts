@@ -234,7 +234,7 @@ export function brokenGzip(rand: Rand, payload: Uint8Array): Buffer {
 export type Expectation =
   | { kind: 'reply'; statuses: readonly number[]; command: string }
   | { kind: 'subscribe' }
-  | { kind: 'too-large' };
+  | { kind: 'too-large'; by: 'header' | 'inflation' };
 
 const OK = [200];
 const OK_OR_NOT_FOUND = [200, 404];
@@ -293,14 +293,14 @@ export function classifyPayload(payload: Uint8Array, maxKeys = DEFAULT_MAX_KEYS_
 export function classifyFrame(frame: Uint8Array, maxFrameSize: number): Expectation {
   const word = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).readUInt32BE(0);
   const length = word & MAX_LENGTH;
-  if (length > maxFrameSize) return { kind: 'too-large' };
+  if (length > maxFrameSize) return { kind: 'too-large', by: 'header' };
   const payload = frame.subarray(4, 4 + length);
   if ((word & GZIP_BIT) === 0) return classifyPayload(payload, DEFAULT_MAX_KEYS_PER_COMMAND, maxFrameSize);
   let inflated: Buffer;
   try {
     inflated = gunzipSync(payload, { maxOutputLength: maxFrameSize });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return { kind: 'too-large' };
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return { kind: 'too-large', by: 'inflation' };
     return { kind: 'reply', statuses: INVALID, command: 'bad gzip' };
   }
   return classifyPayload(inflated, DEFAULT_MAX_KEYS_PER_COMMAND, maxFrameSize);

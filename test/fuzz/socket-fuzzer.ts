@@ -202,7 +202,9 @@ export function check(planned: readonly Expected[], responses: readonly CommandR
       const m = responses[i];
       if (m.status === 200) continue;
       const last = i === responses.length - 1;
-      const allowed = extra?.expect.kind === 'too-large' ? 413 : 400;
+      // An oversize header is refused before anything else; any other frame on a subscription
+      // stream, a gzip bomb included, is refused without being inflated.
+      const allowed = extra?.expect.kind === 'too-large' && extra.expect.by === 'header' ? 413 : 400;
       if (!last || extra === undefined || m.status !== allowed) return `${where}: on the subscription stream, ${describeResponse(m)}`;
     }
     return undefined;

@@ -239,6 +239,8 @@ export interface ClusterOptions {
   nodeTimeoutMs?: number;
   /** More redis-server arguments for every node. */
   args?: string[];
+  /** TLS for clients, the cluster bus and replication (see {@link RedisTlsFiles}). */
+  tls?: RedisTlsFiles;
 }
 
 /** A node as `CLUSTER NODES` describes it. */
@@ -280,15 +282,21 @@ export class RedisCluster {
         '--cluster-require-full-coverage', 'no',
         // Replicas sync at once instead of waiting for more replicas to share the transfer.
         '--repl-diskless-sync-delay', '0',
+        // Nodes connect to each other as clients too, so they need a client certificate.
+        ...(options.tls
+          ? ['--tls-cluster', 'yes', '--tls-replication', 'yes', '--tls-client-cert-file', options.tls.clientCert, '--tls-client-key-file', options.tls.clientKey]
+          : []),
         ...(options.args ?? []),
       ];
       for (let i = 0; i < masters * (1 + replicas); i++) {
-        nodes.push(await RedisProcess.start(dir, [...args, '--cluster-config-file', `nodes-${i}.conf`], true));
+        nodes.push(await RedisProcess.start(dir, [...args, '--cluster-config-file', `nodes-${i}.conf`], true, options.tls));
       }
       const cluster = new RedisCluster(nodes, dir, masters);
+      const tls = options.tls;
+      const cliTls = tls ? ['--tls', '--cacert', tls.ca, '--cert', tls.clientCert, '--key', tls.clientKey] : [];
       const create = spawnSync(
         'redis-cli',
-        ['--cluster', 'create', ...nodes.map((n) => `${HOST}:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'],
+        [...cliTls, '--cluster', 'create', ...nodes.map((n) => `${HOST}:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'],
         { encoding: 'utf8', timeout: 60_000 },
       );
       if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}\n${create.stderr}`);
@@ -308,7 +316,7 @@ export class RedisCluster {
 
   /** The `store` setting that reaches this cluster. */
   url(query = ''): string {
-    return `redis-cluster://${this.seeds}${query}`;
+    return `${this.nodes[0].tls ? 'rediss' : 'redis'}-cluster://${this.seeds}${query}`;
   }
 
   node(port: number): RedisProcess {

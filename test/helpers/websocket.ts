@@ -9,11 +9,13 @@ import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import { Channel } from '../../src/client/channel.js';
 import { FrameDecoder, encodeFrame } from '../../src/codec/frame.js';
 import type { CommandRequest, CommandResponse } from '../../src/protocol/generated/abi.js';
 import { decodeResponse, encodeRequest } from '../../src/protocol/wire.js';
-import { KvClient } from '../../src/client/client.js';
+import { createClient, type KvClient } from '../../src/client/core/client.js';
+import type { Transport } from '../../src/client/core/transport.js';
+import { nodeCompression } from '../../src/client/node/compression.js';
+import { duplexStream } from '../../src/client/node/socket-transport.js';
 import { WebSocketEndpoint, type WebSocketEndpointOptions } from '../../src/transport/websocket.js';
 import { WebSocketStream } from '../../src/transport/websocket-stream.js';
 import type { CertificateSet } from '../../src/tls/certificates.js';
@@ -103,10 +105,16 @@ async function opened(ws: WebSocket): Promise<void> {
   });
 }
 
-/** The Node client library speaking over WebSocket connections, one per stream. */
+/** The client core speaking over WebSocket connections, one per stream (a `Transport` of its own). */
 export async function connectWebSocketClient(url: string, options: WebSocket.ClientOptions = {}): Promise<KvClient> {
-  const open = async () => new WebSocketStream(await openWebSocket(url, options));
-  return new KvClient(new Channel(await open()), open, {});
+  const transport: Transport = {
+    address: url,
+    multiplexed: false,
+    openStream: async (handler) =>
+      duplexStream(new WebSocketStream(await openWebSocket(url, options)), handler, url, { usingTls: url.startsWith('wss:') }),
+    close: () => {},
+  };
+  return createClient(transport, nodeCompression);
 }
 
 /** A bare WebSocket speaking frames by hand, for inputs no well-behaved client sends. */

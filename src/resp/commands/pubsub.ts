@@ -39,7 +39,7 @@ function subscribe(call: Call) {
       const sub = new RespSubscription(client, name, 'channel');
       // Counted at once, so a channel named twice in one SUBSCRIBE is subscribed once, as in Redis.
       client.channels.set(name, sub);
-      done = server.service.execute(request('subscribe', { topic: name }), server.service.contextFor(sub, 'resp'));
+      done = server.service.execute(request('subscribe', { topic: name }), server.service.contextFor(sub, { transport: 'resp', port: server.port }));
       done = then(done, (res) => {
         if (res.status !== 200 && client.channels.get(name) === sub) client.channels.delete(name);
         return res;
