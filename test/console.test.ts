@@ -18,6 +18,8 @@ import { requests } from '../src/protocol/requests.js';
 import { fromValue, type KvValue } from '../src/protocol/values.js';
 import { browserMissing, startBrowser, type Browser } from './helpers/browser.js';
 import { startConsoleServer, type ConsoleServer } from './helpers/console-server.js';
+import { startServerProcess } from './helpers/cli.js';
+import { connect } from '../src/client/client.js';
 
 // What the functions passed to `page.evaluate` and friends use of the page; they run in the browser.
 declare const document: {
@@ -260,6 +262,36 @@ describe('the web console in Chromium', { skip, timeout: 240_000 }, () => {
     assert.equal(await page.locator('#subscriptions li').count(), 0);
   });
 
+  test('the figures are drawn from /metrics: ops/s by command, latency, connections, memory', async () => {
+    await page.click('nav a[href="#figures"]');
+    await page.waitForSelector('#view-figures:not([hidden])');
+    // Traffic from the Node client while the console scrapes, until the command shows in the table.
+    let loading = true;
+    const load = (async () => {
+      for (let i = 0; loading; i++) {
+        await Promise.all(Array.from({ length: 50 }, (_, j) => kv.hset('figures', `k${j}`, BigInt(i))));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    try {
+      await waitText(page, '#figures-status', /^Live · updated /);
+      await waitText(page, '#fig-commands', /HSET/);
+    } finally {
+      loading = false;
+      await load;
+    }
+    await waitText(page, '#fig-ops-now', /ops\/s/);
+    await waitText(page, '#fig-connections-now', /websocket [1-9]/);
+    await waitText(page, '#fig-connections-now', /tcp [1-9]/);
+    await waitText(page, '#fig-memory-now', /\d.*[KMG]iB.*resident/);
+    for (const chart of ['ops', 'latency', 'connections', 'memory']) {
+      assert.ok((await page.locator(`#fig-${chart}-chart svg polyline`).count()) >= 1, `the ${chart} chart has a line`);
+    }
+    const row = page.locator('#fig-commands tr', { hasText: 'HSET' });
+    assert.match((await row.textContent()) ?? '', /HSET\s*[\d.,]+/);
+    assert.equal(await row.locator('svg polyline').count(), 1, 'a sparkline for HSET');
+  });
+
   test('the theme follows the system and the toggle', async () => {
     const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     const light = await background();
@@ -275,6 +307,33 @@ describe('the web console in Chromium', { skip, timeout: 240_000 }, () => {
 
   test('no errors in the browser console', () => {
     assert.deepEqual(browser.errors, []);
+  });
+});
+
+describe('the console served by protokv serve', { skip, timeout: 120_000 }, () => {
+  test('loads, connects over /ws, runs a command and reads /metrics', async () => {
+    const server = await startServerProcess(['--memory', '--listen', '127.0.0.1:0']);
+    const browser = await startBrowser();
+    try {
+      const page = browser.page;
+      page.setDefaultTimeout(TIMEOUT);
+      await page.goto(`${server.http!}/`);
+      await waitText(page, '#connection', /Connected · ws:\/\/127\.0\.0\.1:\d+\/ws/);
+      await page.click('nav a[href="#command"]');
+      await page.fill('#cli-input', 'HSET served k int:42');
+      await page.press('#cli-input', 'Enter');
+      await waitText(page, '.cli-entry:last-child', /200 · OK · 1 value/);
+      const kv = await connect({ host: '127.0.0.1', port: server.port });
+      assert.equal(await kv.hget('served', 'k'), 42n);
+      await kv.close();
+      await page.click('nav a[href="#figures"]');
+      await waitText(page, '#figures-status', /^Live · updated /);
+      await waitText(page, '#fig-connections-now', /websocket [1-9]/);
+      assert.deepEqual(browser.errors, []);
+    } finally {
+      await browser.close();
+      await server.stop();
+    }
   });
 });
 

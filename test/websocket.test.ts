@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import type WebSocket from 'ws';
 import { encodeFrame } from '../src/codec/frame.js';
 import { requests } from '../src/protocol/requests.js';
-import { fromValue } from '../src/protocol/values.js';
+import { fromValue, type KvValue } from '../src/protocol/values.js';
 import { encodeRequest } from '../src/protocol/wire.js';
 import { MemoryStore } from '../src/storage/memory.js';
 import { Service } from '../src/service/service.js';
@@ -16,7 +16,7 @@ import { originRefusal } from '../src/transport/websocket.js';
 import { FrameSplitter } from '../src/transport/websocket-stream.js';
 import { capturingLogger } from './helpers/logs.js';
 import { frameHeader } from './helpers/server.js';
-import { until } from './helpers/wait.js';
+import { until, untilSettled } from './helpers/wait.js';
 import { clientFrameHeader, openWebSocket, rawWebSocket, RawWebSocketPeer, startWebSocketServer, type WebSocketRunning } from './helpers/websocket.js';
 
 const MAX_FRAME = 64 * 1024;
@@ -134,12 +134,11 @@ describe('WebSocket messages and close codes', () => {
     await until(() => running.service.pubsub.size === 0, 'the subscription to be dropped');
   });
 
-  test('an upgrade on another path is a 404', async () => {
-    await assert.rejects(openWebSocket(running.url.replace(/\/ws$/, '/other')), (e: Error & { statusCode?: number }) => {
-      assert.equal(e.statusCode, 404);
-      assert.match(e.message, /protokv answers on \/ws/);
-      return true;
-    });
+  test('an upgrade on another path is a 404; a query string does not change the path', async () => {
+    for (const other of ['/other', '/ws/', '/']) {
+      await assert.rejects(openWebSocket(running.url.replace(/\/ws$/, other)), (e: Error & { statusCode?: number }) => e.statusCode === 404, other);
+    }
+    (await openWebSocket(`${running.url}?from=test`)).close();
   });
 });
 
@@ -228,17 +227,81 @@ describe('WebSocket connections under limits and shutdown', () => {
       for (let i = 0; i < count; i++) peer.send(requests.hmget('bp', ['big', randomBytes(36 * 1024).toString('base64')]));
       await until(() => peer.ws.bufferedAmount > 0 && executed > baseline, 'requests to back up in the client');
       // Settle: the server executes what it read, then stops once its output is full.
-      let last = -1;
-      while (last !== executed) {
-        last = executed;
-        await new Promise((r) => setTimeout(r, 300));
-      }
+      await untilSettled(() => executed - baseline, 'the server to stop executing', 30_000);
       assert.ok(executed - baseline < count / 2, `server executed ${executed - baseline} of ${count} requests for a client that reads nothing`);
       peer.ws.resume();
       const answers = await peer.responses(count);
       assert.ok(answers.every((r) => r.status === 200 && Buffer.compare(r.values[0]!.value!.value as Buffer, big) === 0));
       assert.equal(executed - baseline, count);
       peer.ws.close();
+      await kv.close();
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('the output buffer limit applies: past it nothing more is executed until the client reads', async () => {
+    const running = await startWebSocketServer({ server: { maxOutputBuffer: 256 * 1024, maxFrameSize: 1024 * 1024 } });
+    try {
+      let executed = 0;
+      running.service.addHook('onRequestReceived', () => void executed++);
+      const kv = await running.tcpClient();
+      await kv.hset('ob', 'big', randomBytes(64 * 1024));
+      for (let i = 0; i < 10; i++) await kv.hset('ob', `i${i}`, BigInt(i));
+      const peer = await RawWebSocketPeer.open(running.url);
+      peer.ws.pause();
+      executed = 0;
+      const count = 300;
+      // Small requests for big answers: the requests all fit in the socket buffers, the answers do not.
+      for (let i = 0; i < count; i++) {
+        peer.send(requests.hget('ob', 'big'));
+        peer.send(requests.hget('ob', `i${i % 10}`));
+      }
+      await untilSettled(() => executed, 'the server to stop executing for the client that does not read', 30_000);
+      assert.ok(executed < count, `${executed} of ${2 * count} requests executed for a client that reads nothing`);
+      assert.equal(await kv.hexist('ob', 'big'), true, 'another client is served meanwhile');
+      peer.ws.resume();
+      const answers = await peer.responses(2 * count);
+      for (let i = 0; i < count; i++) {
+        assert.equal(answers[2 * i].status, 200);
+        assert.equal(fromValue(answers[2 * i + 1].values[0]), BigInt(i % 10), `answer ${2 * i + 1} in order`);
+      }
+      peer.ws.close();
+      await kv.close();
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('a subscriber that never reads is disconnected past its backlog; the others get every message', async () => {
+    const running = await startWebSocketServer({ server: { subscriberBacklogMessages: 100, subscriberBacklogBytes: 1024 * 1024 } });
+    try {
+      const kv = await running.tcpClient();
+      const stalled = await RawWebSocketPeer.open(running.url);
+      stalled.send(requests.subscribe('flood'));
+      await stalled.responses(1);
+      stalled.ws.pause();
+      const reader = await running.client();
+      const good = await reader.subscribe('flood');
+      const got: KvValue[][] = [];
+      const reading = (async () => {
+        for await (const m of good) got.push(m);
+      })();
+      const payload = 'p'.repeat(1000);
+      let sent = 0;
+      const subscribers = (): number => running.service.pubsub.size;
+      assert.equal(subscribers(), 2);
+      // Loopback socket buffers hold megabytes: publish until the server gives up on the stalled one (bounded).
+      for (; sent < 100_000 && subscribers() === 2; sent++) await kv.publish('flood', BigInt(sent), payload);
+      assert.equal(subscribers(), 1, 'the stalled subscriber was disconnected');
+      stalled.ws.resume();
+      await stalled.closed();
+      for (let i = 0; i < 10; i++) await kv.publish('flood', BigInt(sent++), payload);
+      await until(() => got.length === sent, `the WebSocket subscriber to get all ${sent} messages`, 30_000);
+      assert.ok(got.every((m, i) => m[0] === BigInt(i)), 'in order, none missing');
+      await good.unsubscribe();
+      await reading;
+      await reader.close();
       await kv.close();
     } finally {
       await running.close();

@@ -25,6 +25,7 @@ import { FrameTimer } from './frame-timer.js';
 import type { InputBudget } from './input-budget.js';
 import { CloseCode, WebSocketStream } from './websocket-stream.js';
 import type { Instrumentation } from '../observability/instrumentation.js';
+import type { HttpListener } from '../http/listener.js';
 
 /** The path the endpoint answers on. */
 export const WEBSOCKET_PATH = '/ws';
@@ -119,6 +120,12 @@ export class WebSocketEndpoint {
   /** Connections open right now. */
   get connectionCount(): number {
     return this.#streams.size;
+  }
+
+  /** Serves `/ws` on `listener`: its upgrade requests there become protokv streams. */
+  attach(listener: HttpListener): this {
+    listener.onUpgrade(WEBSOCKET_PATH, (req, socket, head) => this.handleUpgrade(req, socket, head));
+    return this;
   }
 
   /** Handles an HTTP `upgrade` event: `/ws` becomes a protokv stream, anything else a 404. */
