@@ -189,7 +189,7 @@ export const SETTINGS = {
     placeholder: 'HOST:PORT|off',
     group: 'http',
     description:
-      'Address of the HTTP listener (/healthz, /readyz, /metrics); HTTPS with the TLS settings above; off disables it. ' +
+      'Address of the HTTP listener (/healthz, /readyz, /metrics, /ws and the web console at /); HTTPS with the TLS settings above; off disables it. ' +
       'Same loopback rule as --listen',
   },
   metrics: {
@@ -641,7 +641,7 @@ export function renderServeHelp(): string {
   const groups: [SettingSpec['group'], string][] = [
     ['general', 'Options'],
     ['tls', 'TLS (a [tls] table in the file)'],
-    ['http', 'HTTP listener: health, metrics, WebSocket (an [http] table in the file)'],
+    ['http', 'HTTP listener: health, metrics, WebSocket, web console (an [http] table in the file)'],
     ['tracing', 'Tracing (a [tracing] table in the file)'],
     ['store', 'TLS to a rediss:// store (a [store_tls] table in the file)'],
     ['limits', 'Limits (a [limits] table in the file)'],

@@ -7,27 +7,12 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type ConnectOptions, type KvClient } from '../src/client/client.js';
 import { ConnectionClosedError } from '../src/client/core/errors.js';
-import type { Subscription } from '../src/client/core/subscription.js';
-import type { KvValue } from '../src/protocol/values.js';
 import { startServerProcess, type ServerProcess } from './helpers/cli.js';
 import { until } from './helpers/wait.js';
+import { drain } from './helpers/subscriptions.js';
 
 const TIMEOUT = { timeout: 120_000 };
 const FAST_RETRY = { initialDelayMs: 20, maxDelayMs: 200 };
-
-/** Collects what a subscription yields, and how its loop ended. */
-function drain(sub: Subscription): { messages: KvValue[][]; ended: Promise<Error | undefined> } {
-  const messages: KvValue[][] = [];
-  const ended = (async () => {
-    try {
-      for await (const m of sub) messages.push(m);
-      return undefined;
-    } catch (err) {
-      return err as Error;
-    }
-  })();
-  return { messages, ended };
-}
 
 for (const mux of ['none', 'yamux'] as const) {
   const serverArgs = (port: number) => ['--memory', '--listen', `127.0.0.1:${port}`, '--mux', mux];

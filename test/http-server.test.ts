@@ -28,7 +28,7 @@ async function readyzBecomes(server: ServerProcess, status: number): Promise<str
 }
 
 describe('protokv serve: the HTTP listener', () => {
-  test('serves /healthz, /readyz and /metrics next to the protokv port; / is 404', async () => {
+  test('serves /healthz, /readyz, /metrics and the web console next to the protokv port', async () => {
     const server = await startServerProcess(['--memory', '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0']);
     try {
       assert.match(server.http ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
@@ -39,7 +39,13 @@ describe('protokv serve: the HTTP listener', () => {
       assert.equal(metrics.status, 200);
       assert.match(String(metrics.headers['content-type']), /^text\/plain; version=0\.0\.4/);
       assert.match(metrics.body, /^# HELP protokv_commands_total /m);
-      assert.equal((await get(server.http!, '/')).status, 404);
+      const page = await get(server.http!, '/');
+      assert.equal(page.status, 200);
+      assert.match(String(page.headers['content-type']), /^text\/html/);
+      assert.match(page.body, /<title>protokv console<\/title>/);
+      assert.equal(page.headers['x-frame-options'], 'DENY');
+      assert.equal((await get(server.http!, '/console.js')).status, 200);
+      assert.equal((await get(server.http!, '/nothing-here')).status, 404);
       assert.equal(await server.stop(), 0);
     } finally {
       server.child.kill('SIGKILL');

@@ -2,19 +2,22 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import type WebSocket from 'ws';
 import { encodeFrame } from '../src/codec/frame.js';
 import { requests } from '../src/protocol/requests.js';
-import { fromValue } from '../src/protocol/values.js';
+import { fromValue, type KvValue } from '../src/protocol/values.js';
 import { encodeRequest } from '../src/protocol/wire.js';
 import { MemoryStore } from '../src/storage/memory.js';
 import { Service } from '../src/service/service.js';
+import type { BenchReport } from '../src/bench/report.js';
+import { benchCommand } from '../src/cli/bench.js';
 import { originRefusal } from '../src/transport/websocket.js';
 import { FrameSplitter } from '../src/transport/websocket-stream.js';
 import { capturingLogger } from './helpers/logs.js';
 import { frameHeader } from './helpers/server.js';
-import { until } from './helpers/wait.js';
-import { openWebSocket, RawWebSocketPeer, startWebSocketServer, type WebSocketRunning } from './helpers/websocket.js';
+import { until, untilSettled } from './helpers/wait.js';
+import { clientFrameHeader, openWebSocket, rawWebSocket, RawWebSocketPeer, startWebSocketServer, type WebSocketRunning } from './helpers/websocket.js';
 
 const MAX_FRAME = 64 * 1024;
 
@@ -131,12 +134,11 @@ describe('WebSocket messages and close codes', () => {
     await until(() => running.service.pubsub.size === 0, 'the subscription to be dropped');
   });
 
-  test('an upgrade on another path is a 404', async () => {
-    await assert.rejects(openWebSocket(running.url.replace(/\/ws$/, '/other')), (e: Error & { statusCode?: number }) => {
-      assert.equal(e.statusCode, 404);
-      assert.match(e.message, /protokv answers on \/ws/);
-      return true;
-    });
+  test('an upgrade on another path is a 404; a query string does not change the path', async () => {
+    for (const other of ['/other', '/ws/', '/']) {
+      await assert.rejects(openWebSocket(running.url.replace(/\/ws$/, other)), (e: Error & { statusCode?: number }) => e.statusCode === 404, other);
+    }
+    (await openWebSocket(`${running.url}?from=test`)).close();
   });
 });
 
@@ -225,17 +227,81 @@ describe('WebSocket connections under limits and shutdown', () => {
       for (let i = 0; i < count; i++) peer.send(requests.hmget('bp', ['big', randomBytes(36 * 1024).toString('base64')]));
       await until(() => peer.ws.bufferedAmount > 0 && executed > baseline, 'requests to back up in the client');
       // Settle: the server executes what it read, then stops once its output is full.
-      let last = -1;
-      while (last !== executed) {
-        last = executed;
-        await new Promise((r) => setTimeout(r, 300));
-      }
+      await untilSettled(() => executed - baseline, 'the server to stop executing', 30_000);
       assert.ok(executed - baseline < count / 2, `server executed ${executed - baseline} of ${count} requests for a client that reads nothing`);
       peer.ws.resume();
       const answers = await peer.responses(count);
       assert.ok(answers.every((r) => r.status === 200 && Buffer.compare(r.values[0]!.value!.value as Buffer, big) === 0));
       assert.equal(executed - baseline, count);
       peer.ws.close();
+      await kv.close();
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('the output buffer limit applies: past it nothing more is executed until the client reads', async () => {
+    const running = await startWebSocketServer({ server: { maxOutputBuffer: 256 * 1024, maxFrameSize: 1024 * 1024 } });
+    try {
+      let executed = 0;
+      running.service.addHook('onRequestReceived', () => void executed++);
+      const kv = await running.tcpClient();
+      await kv.hset('ob', 'big', randomBytes(64 * 1024));
+      for (let i = 0; i < 10; i++) await kv.hset('ob', `i${i}`, BigInt(i));
+      const peer = await RawWebSocketPeer.open(running.url);
+      peer.ws.pause();
+      executed = 0;
+      const count = 300;
+      // Small requests for big answers: the requests all fit in the socket buffers, the answers do not.
+      for (let i = 0; i < count; i++) {
+        peer.send(requests.hget('ob', 'big'));
+        peer.send(requests.hget('ob', `i${i % 10}`));
+      }
+      await untilSettled(() => executed, 'the server to stop executing for the client that does not read', 30_000);
+      assert.ok(executed < count, `${executed} of ${2 * count} requests executed for a client that reads nothing`);
+      assert.equal(await kv.hexist('ob', 'big'), true, 'another client is served meanwhile');
+      peer.ws.resume();
+      const answers = await peer.responses(2 * count);
+      for (let i = 0; i < count; i++) {
+        assert.equal(answers[2 * i].status, 200);
+        assert.equal(fromValue(answers[2 * i + 1].values[0]), BigInt(i % 10), `answer ${2 * i + 1} in order`);
+      }
+      peer.ws.close();
+      await kv.close();
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('a subscriber that never reads is disconnected past its backlog; the others get every message', async () => {
+    const running = await startWebSocketServer({ server: { subscriberBacklogMessages: 100, subscriberBacklogBytes: 1024 * 1024 } });
+    try {
+      const kv = await running.tcpClient();
+      const stalled = await RawWebSocketPeer.open(running.url);
+      stalled.send(requests.subscribe('flood'));
+      await stalled.responses(1);
+      stalled.ws.pause();
+      const reader = await running.client();
+      const good = await reader.subscribe('flood');
+      const got: KvValue[][] = [];
+      const reading = (async () => {
+        for await (const m of good) got.push(m);
+      })();
+      const payload = 'p'.repeat(1000);
+      let sent = 0;
+      const subscribers = (): number => running.service.pubsub.size;
+      assert.equal(subscribers(), 2);
+      // Loopback socket buffers hold megabytes: publish until the server gives up on the stalled one (bounded).
+      for (; sent < 100_000 && subscribers() === 2; sent++) await kv.publish('flood', BigInt(sent), payload);
+      assert.equal(subscribers(), 1, 'the stalled subscriber was disconnected');
+      stalled.ws.resume();
+      await stalled.closed();
+      for (let i = 0; i < 10; i++) await kv.publish('flood', BigInt(sent++), payload);
+      await until(() => got.length === sent, `the WebSocket subscriber to get all ${sent} messages`, 30_000);
+      assert.ok(got.every((m, i) => m[0] === BigInt(i)), 'in order, none missing');
+      await good.unsubscribe();
+      await reading;
+      await reader.close();
       await kv.close();
     } finally {
       await running.close();
@@ -310,5 +376,105 @@ describe('FrameSplitter', () => {
     new FrameSplitter().push(chunk, out);
     assert.equal(out.length, 2);
     assert.ok(out.every((f) => f.buffer === chunk.buffer));
+  });
+});
+
+describe('protokv bench --ws', () => {
+  async function bench(argv: string[]): Promise<{ code: number; report: BenchReport; out: string }> {
+    let out = '';
+    const io = { stdout: { write: (t: string) => (out += t) }, stderr: { write: () => true, isTTY: false } };
+    const code = await benchCommand([...argv, '--json'], io);
+    return { code, report: JSON.parse(out.trim().split('\n').at(-1)!) as BenchReport, out };
+  }
+
+  test('HSET and pipelined HGET over WebSocket complete without errors, and reach the store', async () => {
+    const running = await startWebSocketServer();
+    try {
+      const server = ['--ws', '--server', new URL(running.url).host];
+      const set = await bench([...server, '--requests', '2000', '-c', '4', '--keyspace', '300']);
+      assert.equal(set.code, 0);
+      assert.equal(set.report.websocket, true);
+      assert.equal(set.report.requests, 2000);
+      assert.equal(set.report.errors, 0);
+      const get = await bench([...server, '--command', 'hget', '--requests', '3000', '-c', '3', '-P', '16', '--keyspace', '300']);
+      assert.equal(get.code, 0);
+      assert.equal(get.report.errors, 0);
+      assert.equal(get.report.requests, 3000);
+      assert.equal(await running.service.store.len('bench'), 300);
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('over mutual TLS (wss)', async () => {
+    const running = await startWebSocketServer({ mtls: true });
+    try {
+      const files = running.tlsFiles!;
+      const { code, report } = await bench(['--ws', '--server', new URL(running.url).host, '--tls-ca', files.ca, '--tls-cert', files.client, '--tls-key', files.clientKey, '--command', 'mix', '--requests', '1000', '-c', '2', '-P', '4']);
+      assert.equal(code, 0);
+      assert.equal(report.tls, true);
+      assert.equal(report.errors, 0);
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('--ws against a port that is not an HTTP listener, and --ws with yamux, fail clearly', async () => {
+    const running = await startWebSocketServer();
+    try {
+      let err = '';
+      const io = { stdout: { write: () => true }, stderr: { write: (t: string) => (err += t), isTTY: false } };
+      assert.equal(await benchCommand(['--ws', '--server', `127.0.0.1:${running.port}`, '--requests', '10'], io), 1);
+      assert.match(err, /cannot connect to 127\.0\.0\.1:\d+: .*HTTP/);
+      err = '';
+      assert.equal(await benchCommand(['--ws', '--mux', 'yamux'], io), 2);
+      assert.match(err, /--ws and --mux yamux cannot be used together/);
+    } finally {
+      await running.close();
+    }
+  });
+});
+
+describe('input limits for messages still arriving', () => {
+  test('a message not completed within the frame time limit closes the connection with 1008; its bytes leave the input budget', async () => {
+    const { logger, lines } = capturingLogger();
+    const running = await startWebSocketServer({ endpoint: { frameTimeoutMs: 300, logger } });
+    try {
+      const budget = running.server.inputBudget;
+      const socket = await rawWebSocket(running.url);
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      // A message announcing 5,000 bytes, of which 100 arrive.
+      socket.write(Buffer.concat([clientFrameHeader(5000), Buffer.alloc(100)]));
+      await until(() => budget.used >= 100, 'the partial message to be counted');
+      await once(socket, 'close');
+      const bytes = Buffer.concat(received);
+      // A close frame: opcode 8, then the code 1008.
+      assert.equal(bytes[0], 0x88);
+      assert.equal(bytes.readUInt16BE(2), 1008);
+      assert.match(bytes.subarray(4).toString(), /not completed in time/);
+      await until(() => budget.used === 0, 'the budget to be given back');
+      assert.ok(lines.some((l) => l.msg === 'WebSocket message not completed in time; closing the connection'));
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('a message arriving slowly but steadily completes', async () => {
+    const running = await startWebSocketServer({ endpoint: { frameTimeoutMs: 300 } });
+    try {
+      const socket = await rawWebSocket(running.url);
+      const frame = encodeFrame(encodeRequest(requests.hset('slow', 'k', 'v')));
+      const whole = Buffer.concat([clientFrameHeader(frame.length), frame]);
+      // Each piece well within the limit of the message's first byte, all of them together too.
+      for (let i = 0; i < whole.length; i += 8) {
+        socket.write(whole.subarray(i, i + 8));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await until(() => running.service.store.get('slow', 'k') !== undefined, 'the write to arrive');
+      socket.destroy();
+    } finally {
+      await running.close();
+    }
   });
 });

@@ -29,7 +29,7 @@ export async function runBench(options: BenchOptions, output: BenchOutput): Prom
       throw new BenchSetupError(`cannot read the TLS files: ${(err as Error).message}`);
     }
   }
-  const target: BenchTarget = { host: options.host, port: options.port, tls, mux: options.mux };
+  const target: BenchTarget = { host: options.host, port: options.port, tls, mux: options.mux, websocket: options.websocket };
   const address = formatListenAddress(options);
   let set;
   try {

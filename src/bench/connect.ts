@@ -1,8 +1,10 @@
 /**
- * Opening the benchmark's streams: plain TCP or TLS connections, one stream each, or one
- * connection carrying every stream over yamux.
+ * Opening the benchmark's streams: plain TCP or TLS connections, one stream each, one
+ * connection carrying every stream over yamux, or one WebSocket per stream.
  */
 import { readFile } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { BenchMux } from './options.js';
 import { openSocket } from '../client/socket.js';
@@ -13,6 +15,8 @@ export interface BenchTarget {
   port: number;
   tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string };
   mux: BenchMux;
+  /** WebSockets to `/ws` at host:port (the HTTP listener), `wss:` with TLS. */
+  websocket?: boolean;
   connectTimeoutMs?: number;
 }
 
@@ -37,11 +41,12 @@ export interface StreamSet {
 
 /** Opens `count` streams to the target. */
 export async function openStreams(target: BenchTarget, count: number): Promise<StreamSet> {
-  return target.mux === 'yamux' ? openYamuxStreams(target, count) : openPlainStreams(target, count);
+  if (target.mux === 'yamux') return openYamuxStreams(target, count);
+  return openEachStream(target, count, target.websocket === true ? openWebSocketStream : openSocket);
 }
 
-async function openPlainStreams(target: BenchTarget, count: number): Promise<StreamSet> {
-  const settled = await Promise.allSettled(Array.from({ length: count }, () => openSocket(target)));
+async function openEachStream(target: BenchTarget, count: number, open: (target: BenchTarget) => Promise<Duplex>): Promise<StreamSet> {
+  const settled = await Promise.allSettled(Array.from({ length: count }, () => open(target)));
   const streams: Duplex[] = [];
   const failures: Error[] = [];
   for (const s of settled) {
@@ -53,7 +58,7 @@ async function openPlainStreams(target: BenchTarget, count: number): Promise<Str
     streams,
     failures,
     async extra() {
-      const s = await openSocket(target);
+      const s = await open(target);
       extras.push(s);
       return s;
     },
@@ -120,4 +125,35 @@ async function closeAll(streams: Duplex[]): Promise<void> {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/**
+ * One WebSocket to `/ws`, as a byte stream of frames (each frame one message); frames written
+ * together leave in one socket write, as they do over TCP.
+ */
+async function openWebSocketStream(target: BenchTarget): Promise<Duplex> {
+  const [{ default: WebSocket }, { WebSocketStream }] = await Promise.all([import('ws'), import('../transport/websocket-stream.js')]);
+  const tls = target.tls;
+  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
+  const url = `${tls === undefined ? 'ws' : 'wss'}://${host}:${target.port}/ws`;
+  const timeout = target.connectTimeoutMs ?? 10_000;
+  const ws = new WebSocket(url, {
+    perMessageDeflate: false,
+    handshakeTimeout: timeout,
+    ...(tls === undefined ? {} : { ca: tls.ca, cert: tls.cert, key: tls.key, servername: tls.servername }),
+  });
+  let socket: Socket | undefined;
+  ws.once('upgrade', (response: IncomingMessage) => {
+    if (response.socket instanceof Socket) socket = response.socket;
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_request, response: IncomingMessage) => {
+      response.resume();
+      reject(new Error(`${url} answered HTTP ${response.statusCode} instead of upgrading to WebSocket`));
+    });
+  });
+  socket?.setNoDelay(true);
+  return new WebSocketStream(ws, { socket });
 }

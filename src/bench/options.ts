@@ -35,6 +35,8 @@ export interface BenchOptions {
   /** Keys per HMGET, and fields per hash for HGETALL. */
   fields: number;
   mux: BenchMux;
+  /** Connect over WebSocket to the HTTP listener's `/ws` instead of the protokv port. */
+  websocket: boolean;
   json: boolean;
   /** Skip loading the keyspace before read benchmarks. */
   noPreload: boolean;
@@ -59,6 +61,8 @@ Target:
   --tls-servername NAME    name the server certificate must match (default: the host)
   --mux MODE               none (default): one protokv stream per connection;
                            yamux: one connection carrying --connections yamux streams
+  --ws                     one WebSocket per connection, to /ws of the HTTP listener: --server
+                           is then its address (default 127.0.0.1:9528); TLS flags make it wss
 
 Load:
   -c, --connections N      concurrent streams (default 50)
@@ -107,6 +111,7 @@ const FLAGS = {
   table: { type: 'string' },
   fields: { type: 'string' },
   mux: { type: 'string' },
+  ws: { type: 'boolean' },
   'no-preload': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -120,7 +125,8 @@ export function parseBenchArgs(argv: string[]): ParsedBenchArgs {
   const { values } = parseFlags(argv);
   if (values.help === true) return { help: true };
 
-  const server = values.server ?? '127.0.0.1:9527';
+  const websocket = values.ws === true;
+  const server = values.server ?? (websocket ? '127.0.0.1:9528' : '127.0.0.1:9527');
   let host: string;
   let port: number;
   try {
@@ -143,6 +149,7 @@ export function parseBenchArgs(argv: string[]): ParsedBenchArgs {
 
   const command = oneOf('--command', values.command ?? 'hset', BENCH_COMMANDS);
   const mux = oneOf('--mux', values.mux ?? 'none', BENCH_MUX_MODES);
+  if (websocket && mux !== 'none') throw new UsageError('--ws and --mux yamux cannot be used together: a WebSocket carries one stream');
   const keyspace = positiveInteger('--keyspace', values.keyspace ?? '10000', MAX_KEYSPACE);
   const fields = positiveInteger('--fields', values.fields ?? '10', 100_000);
   if (command === 'hgetall' && fields > keyspace) {
@@ -167,6 +174,7 @@ export function parseBenchArgs(argv: string[]): ParsedBenchArgs {
       table: values.table ?? 'bench',
       fields,
       mux,
+      websocket,
       json: values.json === true,
       noPreload: values['no-preload'] === true,
     },

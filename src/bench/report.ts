@@ -11,6 +11,8 @@ export interface BenchReport {
   connections: number;
   pipeline: number;
   mux: string;
+  /** Over WebSocket (`--ws`). */
+  websocket: boolean;
   tls: boolean;
   keyspace: number;
   valueSize: number;
@@ -59,6 +61,7 @@ export function summarize(
     connections: options.connections,
     pipeline: options.pipeline,
     mux: options.mux,
+    websocket: options.websocket,
     tls: options.tls !== undefined,
     keyspace: options.keyspace,
     valueSize: options.valueSize,
@@ -85,8 +88,8 @@ export function summarize(
 /** The readable summary. */
 export function formatReport(r: BenchReport, server: string): string {
   const lines = [
-    `protokv bench: ${r.command.toUpperCase()} against ${server}${r.tls ? ' (TLS)' : ''}${r.mux === 'yamux' ? ' over yamux' : ''}`,
-    `  ${r.mux === 'yamux' ? `${r.connections} yamux streams on one connection` : `${r.connections} connections`}, ` +
+    `protokv bench: ${r.command.toUpperCase()} against ${server}${r.tls ? ' (TLS)' : ''}${r.mux === 'yamux' ? ' over yamux' : ''}${r.websocket ? ' over WebSocket' : ''}`,
+    `  ${r.mux === 'yamux' ? `${r.connections} yamux streams on one connection` : `${r.connections} ${r.websocket ? 'WebSocket connections' : 'connections'}`}, ` +
       `pipeline ${r.pipeline}, keyspace ${r.keyspace}, values ${r.valueSize} bytes` +
       (r.preloaded > 0 ? `, ${r.preloaded} fields preloaded` : ''),
     `  ${r.requests} requests in ${r.durationSec.toFixed(3)} s`,

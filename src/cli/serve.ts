@@ -1,11 +1,11 @@
 /**
- * `protokv serve`: loads the configuration, opens the store, starts the HTTP listener and the
- * protokv (and RESP) listeners, and shuts down gracefully on SIGINT/SIGTERM: `/readyz` turns 503
+ * `protokv serve`: loads the configuration, opens the store, starts the HTTP listener (health,
+ * metrics, `/ws` and the web console) and the protokv (and RESP) listeners, and shuts down gracefully on SIGINT/SIGTERM: `/readyz` turns 503
  * at once, the listeners stop accepting and answer what they received, the store closes,
  * buffered spans are exported, then the HTTP listener closes and the process exits 0.
  */
 import { readFile } from 'node:fs/promises';
-import { ConfigError, formatListenAddress, loadConfig, renderServeHelp, type ServerConfig } from '../config.js';
+import { ConfigError, formatListenAddress, isLoopbackHost, loadConfig, renderServeHelp, type ServerConfig } from '../config.js';
 import { createLogger, type Logger } from '../logger.js';
 import { isLmdbCommitFailure, LmdbStore } from '../storage/lmdb.js';
 import { MemoryStore } from '../storage/memory.js';
@@ -20,6 +20,8 @@ import { HttpListener } from '../http/listener.js';
 import { addHealthRoutes, Readiness } from '../http/health.js';
 import { addMetricsRoute } from '../http/metrics-route.js';
 import { createInstrumentation, type Instrumentation } from '../observability/instrumentation.js';
+import { WebSocketEndpoint } from '../transport/websocket.js';
+import { mountConsole } from '../console/site.js';
 import { packageVersion } from './version.js';
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -155,6 +157,24 @@ async function start(config: ServerConfig, logger: Logger): Promise<Running> {
     await instrumentation?.shutdown();
     throw new Error(`cannot listen on ${formatListenAddress(config.listen)}: ${(err as Error).message}`, { cause: err });
   }
+  let webSocket: WebSocketEndpoint | undefined;
+  if (http !== undefined) {
+    // `/ws` streams are served by the protokv server, under its limits and its shutdown.
+    const origin = { transport: 'websocket', port: http.address().port } as const;
+    webSocket = new WebSocketEndpoint({
+      accept: (stream) => server.adopt(stream, origin),
+      allowedOrigins: config.http.allowedOrigins,
+      secure: http.secure,
+      loopback: isLoopbackHost(config.http.listen!.host),
+      maxFrameSize: config.limits.maxFrameSize,
+      idleTimeoutMs: config.limits.idleTimeoutMs,
+      inputBudget: server.inputBudget,
+      frameTimeoutMs: config.limits.frameTimeoutMs,
+      logger,
+      instrumentation,
+    }).attach(http);
+    mountConsole(http, logger);
+  }
   logger.info(
     {
       address: formatListenAddress(server.address()),
@@ -197,6 +217,8 @@ async function start(config: ServerConfig, logger: Logger): Promise<Running> {
       // the store never to finish closing).
       readiness.stopping();
       http?.unref();
+      // No new WebSocket connections; open ones close with 1001 once the server has drained them.
+      webSocket?.close();
       // The RESP listener finishes first: the protobuf listener's close also closes the store.
       await resp?.close();
       await server.close();

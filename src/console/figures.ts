@@ -30,6 +30,8 @@ export interface Figures {
   totalOpsPerSecond: number;
   /** Latency percentiles by command, over the interval (only commands that ran in it). */
   latency: Map<string, Percentiles>;
+  /** Latency percentiles of every command together, over the interval. */
+  latencyAll: Percentiles | undefined;
   /** Open connections by transport, now. */
   connections: Map<string, number>;
   subscriptions: number | undefined;
@@ -59,6 +61,7 @@ export function figuresBetween(before: Scrape | undefined, now: Scrape, seconds:
     opsPerSecond,
     totalOpsPerSecond: totalOps,
     latency: before === undefined ? new Map<string, Percentiles>() : latencyBetween(before, now),
+    latencyAll: before === undefined ? undefined : latencyBetween(before, now, true).get(''),
     connections: sumBy(now, METRICS.connections, 'transport'),
     subscriptions: total(now, METRICS.subscriptions),
     rssBytes: total(now, METRICS.rss),
@@ -73,11 +76,11 @@ function increase(before: number, now: number): number {
   return now >= before ? now - before : now;
 }
 
-/** Per command: cumulative bucket counts by upper bound. */
-function bucketsByCommand(scrape: Scrape): Map<string, Map<number, number>> {
+/** Per command (or all under `''` when `merged`): cumulative bucket counts by upper bound. */
+function bucketsByCommand(scrape: Scrape, merged: boolean): Map<string, Map<number, number>> {
   const out = new Map<string, Map<number, number>>();
   for (const s of samplesOf(scrape, METRICS.duration)) {
-    const command = s.labels.command ?? '';
+    const command = merged ? '' : (s.labels.command ?? '');
     const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
     if (Number.isNaN(le)) continue;
     let buckets = out.get(command);
@@ -87,10 +90,10 @@ function bucketsByCommand(scrape: Scrape): Map<string, Map<number, number>> {
   return out;
 }
 
-function latencyBetween(before: Scrape, now: Scrape): Map<string, Percentiles> {
-  const then = bucketsByCommand(before);
+function latencyBetween(before: Scrape, now: Scrape, merged = false): Map<string, Percentiles> {
+  const then = bucketsByCommand(before, merged);
   const out = new Map<string, Percentiles>();
-  for (const [command, buckets] of bucketsByCommand(now)) {
+  for (const [command, buckets] of bucketsByCommand(now, merged)) {
     const previous = then.get(command);
     const bounds = [...buckets.keys()].sort((a, b) => a - b);
     const counts = bounds.map((le) => increase(previous?.get(le) ?? 0, buckets.get(le)!));

@@ -27,6 +27,7 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   PROTOCOL_ERROR: 1002,
   UNSUPPORTED_DATA: 1003,
+  POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
   TRY_AGAIN_LATER: 1013,
 } as const;
@@ -91,8 +92,13 @@ export class WebSocketStream extends Duplex {
   readonly #ws: WebSocket;
   readonly #socket: net.Socket | undefined;
   readonly #splitter = new FrameSplitter();
+  /** Messages received in this turn, pushed together (see `#onMessage`). */
+  #incoming: Buffer[] = [];
+  #incomingBytes = 0;
   #closeCode: number = CloseCode.NORMAL;
   #closeReason = '';
+  /** Set once a message broke the rules: the connection is closing, and nothing more is read. */
+  #refused = false;
 
   constructor(ws: WebSocket, options: WebSocketStreamOptions = {}) {
     // Not half-open: a WebSocket close is a close of both directions.
@@ -150,18 +156,37 @@ export class WebSocketStream extends Duplex {
   }
 
   #onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.#refused) return;
     if (!isBinary) {
-      this.closeWith(CloseCode.UNSUPPORTED_DATA, 'protokv takes binary messages only');
+      this.#refuse(CloseCode.UNSUPPORTED_DATA, 'protokv takes binary messages only');
       return;
     }
     if (data.length < HEADER_SIZE || data.length !== HEADER_SIZE + (data.readUInt32BE(0) & LENGTH_MASK)) {
       // Message boundaries are part of the protocol here; one that disagrees with its header
       // cannot be answered in order, so the connection ends.
-      this.closeWith(CloseCode.PROTOCOL_ERROR, 'each message must carry exactly one frame');
+      this.#refuse(CloseCode.PROTOCOL_ERROR, 'each message must carry exactly one frame');
       return;
     }
-    if (!this.push(data)) this.#ws.pause();
+    // The messages of one socket read arrive one after another in the same turn: pushed as one
+    // chunk of frames, they are served as one batch and answered in one write, as on TCP.
+    if (this.#incoming.length === 0) queueMicrotask(this.#pushIncoming);
+    this.#incoming.push(data);
+    this.#incomingBytes += data.length;
   }
+
+  #refuse(code: number, reason: string): void {
+    this.#refused = true;
+    this.closeWith(code, reason);
+  }
+
+  readonly #pushIncoming = (): void => {
+    const messages = this.#incoming;
+    const bytes = this.#incomingBytes;
+    this.#incoming = [];
+    this.#incomingBytes = 0;
+    if (this.destroyed) return;
+    if (!this.push(messages.length === 1 ? messages[0] : Buffer.concat(messages, bytes))) this.#ws.pause();
+  };
 
   #send(chunks: Buffer[], callback: (error?: Error | null) => void): void {
     const ws = this.#ws;

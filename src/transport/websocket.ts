@@ -8,6 +8,11 @@
  * another site opened it: its `Origin` must be the console's own origin or one listed in
  * `http.allowed_origins`. A text message closes the connection with 1003, a message larger than
  * the maximum frame size with 1009.
+ *
+ * The WebSocket library assembles each message before the stream server sees it, so the input
+ * limits of SPEC 4 are kept here for the bytes of a message still arriving: they count against
+ * the server-wide input budget, and a message must complete within the frame time limit (else
+ * 1008 and the connection is closed), as a frame must on TCP.
  */
 import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
@@ -15,9 +20,12 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DEFAULT_MAX_FRAME_SIZE } from '../codec/frame.js';
 import { isLoopbackHost, normalizeOrigin } from '../config.js';
-import { silentLogger, type Logger } from '../logger.js';
+import { RateLimitedLog, silentLogger, type Logger } from '../logger.js';
+import { FrameTimer } from './frame-timer.js';
+import type { InputBudget } from './input-budget.js';
 import { CloseCode, WebSocketStream } from './websocket-stream.js';
 import type { Instrumentation } from '../observability/instrumentation.js';
+import type { HttpListener } from '../http/listener.js';
 
 /** The path the endpoint answers on. */
 export const WEBSOCKET_PATH = '/ws';
@@ -58,10 +66,18 @@ export interface WebSocketEndpointOptions extends OriginPolicy {
   maxFrameSize?: number;
   /** Close connections idle this long (ms); 0 disables. Default 0. */
   idleTimeoutMs?: number;
+  /** The server-wide input budget (normally `ProtokvServer.inputBudget`) that messages in progress count against. */
+  inputBudget?: InputBudget;
+  /** A message must arrive within this many ms of its first byte (plus a second per MiB); 0: no limit. Default 10 s. */
+  frameTimeoutMs?: number;
   logger?: Logger;
   /** Counts refused upgrades (reason `origin`); accepted ones are counted where they are adopted. */
   instrumentation?: Instrumentation | null;
 }
+
+const DEFAULT_FRAME_TIMEOUT_MS = 10_000;
+/** After a 1008 for a message not completed in time, the peer has this long to close its side. */
+const LINGER_MS = 1000;
 
 /** The `/ws` endpoint: hand it the HTTP listener's `upgrade` events. */
 export class WebSocketEndpoint {
@@ -70,12 +86,16 @@ export class WebSocketEndpoint {
   readonly #wss: WebSocketServer;
   readonly #allowed: ReadonlySet<string>;
   readonly #streams = new Set<WebSocketStream>();
+  readonly #refusals: RateLimitedLog;
+  readonly #slowMessages: RateLimitedLog;
   #closing = false;
 
   constructor(options: WebSocketEndpointOptions) {
     this.#options = options;
     this.#logger = options.logger ?? silentLogger();
     this.#allowed = new Set(options.allowedOrigins);
+    this.#refusals = new RateLimitedLog(this.#logger, 'warn', 'WebSocket refused: origin not allowed');
+    this.#slowMessages = new RateLimitedLog(this.#logger, 'info', 'WebSocket message not completed in time; closing the connection');
     const policy: OriginPolicy = { allowedOrigins: this.#allowed, secure: options.secure, loopback: options.loopback };
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -90,7 +110,7 @@ export class WebSocketEndpoint {
           callback(true);
           return;
         }
-        this.#logger.warn({ origin: info.req.headers.origin, host: info.req.headers.host }, 'WebSocket refused: origin not allowed');
+        this.#refusals.log({ origin: info.req.headers.origin, host: info.req.headers.host });
         this.#options.instrumentation?.connectionRejected('origin');
         callback(false, 403, refusal);
       },
@@ -100,6 +120,12 @@ export class WebSocketEndpoint {
   /** Connections open right now. */
   get connectionCount(): number {
     return this.#streams.size;
+  }
+
+  /** Serves `/ws` on `listener`: its upgrade requests there become protokv streams. */
+  attach(listener: HttpListener): this {
+    listener.onUpgrade(WEBSOCKET_PATH, (req, socket, head) => this.handleUpgrade(req, socket, head));
+    return this;
   }
 
   /** Handles an HTTP `upgrade` event: `/ws` becomes a protokv stream, anything else a 404. */
@@ -137,7 +163,50 @@ export class WebSocketEndpoint {
         stream.destroy();
       });
     }
+    if (raw !== undefined) this.#guardInput(ws, raw, stream);
     this.#options.accept(stream);
+  }
+
+  /**
+   * Counts the bytes of the message in progress against the input budget and times it. Raw
+   * socket reads are seen before the WebSocket library parses them; each message (or control
+   * frame) it completes ends the count. Bytes of a following message that arrived in the same
+   * read are not counted until its next read: an undercount of one read at most.
+   */
+  #guardInput(ws: WebSocket, raw: net.Socket, stream: WebSocketStream): void {
+    const budget = this.#options.inputBudget;
+    let message = 0;
+    let pending = 0;
+    const timer = new FrameTimer(this.#options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS, () => {
+      if (ws.isPaused) {
+        // Not read because the server holds it back (its answers are not being read): the clock
+        // starts again once reading does, as for a frame on TCP.
+        timer.await(++message, pending);
+        return;
+      }
+      this.#slowMessages.log({ receivedBytes: pending, frameTimeoutMs: timer.timeoutMs });
+      stream.closeWith(CloseCode.POLICY_VIOLATION, 'message not completed in time');
+      setTimeout(() => stream.destroy(), LINGER_MS).unref();
+    });
+    const completed = (): void => {
+      budget?.release(pending);
+      pending = 0;
+      message++;
+      timer.stop();
+    };
+    raw.prependListener('data', (chunk: Buffer) => {
+      pending += chunk.length;
+      budget?.charge(chunk.length);
+      timer.await(message, pending);
+    });
+    ws.on('message', completed);
+    ws.on('ping', completed);
+    ws.on('pong', completed);
+    stream.once('close', () => {
+      budget?.release(pending);
+      pending = 0;
+      timer.dispose();
+    });
   }
 }
 

@@ -1,24 +1,29 @@
 /**
- * protokv over WebSocket in tests: a real protokv server whose `/ws` endpoint listens on an
- * HTTP (or HTTPS, optionally mutual-TLS) server on a loopback port the OS picks, and clients
- * that reach it through real WebSocket connections.
+ * protokv over WebSocket in tests: a real protokv server whose `/ws` endpoint is served by the
+ * HTTP listener (HTTP, or HTTPS with mutual TLS) on a loopback port the OS picks, wired as
+ * `protokv serve` wires it — optionally with the web console and `/metrics` — and clients that
+ * reach it through real WebSocket connections: the browser client (`protokv/browser`) given the
+ * `ws` package's WebSocket.
  */
-import http from 'node:http';
-import https from 'node:https';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { FrameDecoder, encodeFrame } from '../../src/codec/frame.js';
 import type { CommandRequest, CommandResponse } from '../../src/protocol/generated/abi.js';
 import { decodeResponse, encodeRequest } from '../../src/protocol/wire.js';
-import { createClient, type KvClient } from '../../src/client/core/client.js';
-import type { Transport } from '../../src/client/core/transport.js';
-import { nodeCompression } from '../../src/client/node/compression.js';
-import { duplexStream } from '../../src/client/node/socket-transport.js';
+import { connect, type ConnectOptions as BrowserConnectOptions, type WebSocketConstructor } from '../../src/browser/index.js';
+import type { KvClient } from '../../src/client/core/client.js';
+import { HttpListener } from '../../src/http/listener.js';
+import { addMetricsRoute } from '../../src/http/metrics-route.js';
+import { mountConsole } from '../../src/console/site.js';
+import { silentLogger } from '../../src/logger.js';
+import { Figures, Instrumentation } from '../../src/observability/instrumentation.js';
+import { createMetricsRegistry } from '../../src/observability/metrics.js';
+import { Service } from '../../src/service/service.js';
+import { MemoryStore } from '../../src/storage/memory.js';
 import { WebSocketEndpoint, type WebSocketEndpointOptions } from '../../src/transport/websocket.js';
-import { WebSocketStream } from '../../src/transport/websocket-stream.js';
-import type { CertificateSet } from '../../src/tls/certificates.js';
-import { makeTlsFixture } from './certs.js';
+import { makeTlsFixture, type TlsFixtureFiles } from './certs.js';
 import { startServer, type Running } from './server.js';
 
 export interface WebSocketRunning extends Running {
@@ -29,6 +34,10 @@ export interface WebSocketRunning extends Running {
   endpoint: WebSocketEndpoint;
   /** Options a `ws` client needs to reach the server (TLS material). */
   wsOptions: WebSocket.ClientOptions;
+  /** The certificate files, with `mtls`. */
+  tlsFiles?: TlsFixtureFiles;
+  /** A client over the protokv port (TCP), next to the WebSocket ones `client()` makes. */
+  tcpClient(): Promise<KvClient>;
 }
 
 export interface WebSocketServerOptions {
@@ -36,45 +45,57 @@ export interface WebSocketServerOptions {
   mtls?: boolean;
   endpoint?: Partial<WebSocketEndpointOptions>;
   server?: Parameters<typeof startServer>[0];
+  /** Also keep metrics and serve `/metrics` and the web console at `/`, as `protokv serve` does. */
+  console?: boolean;
 }
 
 /** Starts a protokv server and an HTTP listener carrying its `/ws` endpoint. */
 export async function startWebSocketServer(options: WebSocketServerOptions = {}): Promise<WebSocketRunning> {
-  const running = await startServer(options.server ?? {});
+  const instrumentation = options.console ? new Instrumentation({ figures: new Figures(), tracer: null }) : null;
+  const serverOptions = { ...options.server };
+  if (instrumentation !== null && serverOptions.service === undefined) {
+    serverOptions.service = new Service({ store: serverOptions.store ?? new MemoryStore(), instrumentation, logger: silentLogger() });
+  }
+  const running = await startServer(serverOptions);
   const tls = options.mtls ? await makeTlsFixture() : undefined;
-  const pems: CertificateSet | undefined = tls?.pems;
-  const listener =
-    pems === undefined
-      ? http.createServer()
-      : https.createServer({ cert: pems.serverCert, key: pems.serverKey, ca: pems.caCert, requestCert: true, rejectUnauthorized: true });
-  const endpoint = new WebSocketEndpoint({
-    accept: (stream) => running.server.adopt(stream),
-    allowedOrigins: [],
-    secure: pems !== undefined,
-    loopback: true,
-    ...options.endpoint,
+  const pems = tls?.pems;
+  const listener = await HttpListener.listen({
+    host: '127.0.0.1',
+    port: 0,
+    tls: pems === undefined ? undefined : { cert: pems.serverCert, key: pems.serverKey, clientCa: pems.caCert },
+    logger: silentLogger(),
   });
-  listener.on('upgrade', (req, socket, head) => endpoint.handleUpgrade(req, socket, head));
-  listener.on('request', (_req, res) => res.writeHead(404).end());
-  listener.listen(0, '127.0.0.1');
-  await once(listener, 'listening');
-  const port = (listener.address() as AddressInfo).port;
+  const port = listener.address().port;
+  const endpoint = new WebSocketEndpoint({
+    accept: (stream) => running.server.adopt(stream, { transport: 'websocket', port }),
+    inputBudget: running.server.inputBudget,
+    allowedOrigins: [],
+    secure: listener.secure,
+    loopback: true,
+    instrumentation,
+    ...options.endpoint,
+  }).attach(listener);
+  if (instrumentation?.figures) {
+    mountConsole(listener, silentLogger());
+    const { service } = running;
+    addMetricsRoute(listener, createMetricsRegistry({ figures: instrumentation.figures, pubsub: service.pubsub, store: service.store }));
+  }
   const scheme = pems === undefined ? 'ws' : 'wss';
   const url = `${scheme}://127.0.0.1:${port}/ws`;
   const wsOptions: WebSocket.ClientOptions = pems === undefined ? {} : { ca: pems.caCert, cert: pems.clientCert, key: pems.clientKey };
-  const client = (): Promise<KvClient> => connectWebSocketClient(url, wsOptions);
   return {
     ...running,
     url,
     origin: `${pems === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     endpoint,
     wsOptions,
-    client,
+    tlsFiles: tls?.files,
+    client: () => connectWebSocketClient(url, wsOptions),
+    tcpClient: () => running.client(),
     close: async () => {
       endpoint.close();
       await running.close();
-      listener.closeAllConnections();
-      await new Promise<void>((resolve) => listener.close(() => resolve()));
+      await listener.close();
       await tls?.cleanup();
     },
   };
@@ -100,16 +121,18 @@ async function opened(ws: WebSocket): Promise<void> {
   });
 }
 
-/** The client core speaking over WebSocket connections, one per stream (a `Transport` of its own). */
-export async function connectWebSocketClient(url: string, options: WebSocket.ClientOptions = {}): Promise<KvClient> {
-  const transport: Transport = {
-    address: url,
-    multiplexed: false,
-    openStream: async (handler) =>
-      duplexStream(new WebSocketStream(await openWebSocket(url, options)), handler, url, { usingTls: url.startsWith('wss:') }),
-    close: () => {},
+/** The `ws` package's WebSocket with `options` (TLS material, headers) bound, for the browser client. */
+export function webSocketClass(options: WebSocket.ClientOptions = {}): WebSocketConstructor {
+  return class extends WebSocket {
+    constructor(url: string) {
+      super(url, options);
+    }
   };
-  return createClient(transport, nodeCompression);
+}
+
+/** The browser client (`protokv/browser`) over `ws`'s WebSocket. */
+export function connectWebSocketClient(url: string, options: WebSocket.ClientOptions = {}, clientOptions: BrowserConnectOptions = {}): Promise<KvClient> {
+  return connect({ ...clientOptions, url, WebSocket: webSocketClass(options) });
 }
 
 /** A bare WebSocket speaking frames by hand, for inputs no well-behaved client sends. */
@@ -181,4 +204,35 @@ export class RawWebSocketPeer {
     this.#waiters = [];
     for (const f of w) f();
   }
+}
+
+/**
+ * A WebSocket handshake by hand on a bare TCP socket, for byte sequences no WebSocket library
+ * sends (a message cut short). Resolves with the socket once the server answered 101.
+ */
+export async function rawWebSocket(url: string): Promise<net.Socket> {
+  const { hostname, port, pathname } = new URL(url);
+  const socket = net.connect({ host: hostname, port: Number(port) });
+  await once(socket, 'connect');
+  socket.write(
+    `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  let head = '';
+  while (!head.includes('\r\n\r\n')) {
+    const [chunk] = (await once(socket, 'data')) as [Buffer];
+    head += chunk.toString('latin1');
+  }
+  if (!head.startsWith('HTTP/1.1 101')) throw new Error(`no upgrade: ${head.split('\r\n')[0]}`);
+  return socket;
+}
+
+/** A masked client frame header (FIN, binary) announcing `length` payload bytes, then the mask key. */
+export function clientFrameHeader(length: number): Buffer {
+  const mask = Buffer.alloc(4);
+  if (length < 126) return Buffer.concat([Buffer.from([0x82, 0x80 | length]), mask]);
+  if (length < 65536) return Buffer.concat([Buffer.from([0x82, 0x80 | 126, length >> 8, length & 0xff]), mask]);
+  const ext = Buffer.alloc(8);
+  ext.writeBigUInt64BE(BigInt(length));
+  return Buffer.concat([Buffer.from([0x82, 0x80 | 127]), ext, mask]);
 }
