@@ -49,6 +49,10 @@ test('deleting keys and tables frees their bytes; an entry too large for the bud
   assert.equal(cache.bytes, same.bytes, 'what is left is counted exactly');
   cache.set('a', 'k1', v('changed'), 9);
   assert.deepEqual(cache.get('a', 'k1'), v('changed'));
+  cache.refresh('a', 'k1', v('refreshed'), 11);
+  assert.deepEqual(cache.get('a', 'k1'), v('refreshed'), 'a cached key is refreshed');
+  cache.refresh('a', 'uncached', v('x'), 3);
+  assert.equal(cache.get('a', 'uncached'), undefined, 'an uncached key stays uncached');
 
   cache.set('a', 'huge', value, 2 * 1024 * 1024);
   assert.equal(cache.get('a', 'huge'), undefined);

@@ -15,7 +15,9 @@
  *   - `0xFF 'd' escape(table)` → a drop still deleting the table's entries in the background (its
  *     key count at the drop); opening the store finishes it;
  *   - `0xFF 'f'` → the layout version, written when the database is created (or its counts were
- *     rebuilt): databases without it predate the counts.
+ *     rebuilt): databases without it predate the counts;
+ *   - `0xFF 'n'` → the number of the latest batch of writes committed with periodic durability
+ *     (6 bytes, big-endian), which tells which batches a commit holds (see lmdb-writer.ts).
  * - An entry's value is the protobuf encoding of `Value`, so its type survives restarts.
  */
 import { errors } from '../errors.js';
@@ -28,6 +30,9 @@ export const MAX_KEY_BYTES = 1978;
 export const LAYOUT_VERSION = 1;
 /** Where the layout version is kept. */
 export const LAYOUT_KEY = Buffer.from([0xff, 0x66]);
+
+/** Where the number of the latest batch committed with periodic durability is kept. */
+export const MARKER_KEY = Buffer.from([0xff, 0x6e]);
 
 const COUNT_PREFIX = Buffer.from([0xff, 0x63]);
 const DROP_PREFIX = Buffer.from([0xff, 0x64]);

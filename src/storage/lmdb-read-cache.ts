@@ -7,10 +7,11 @@
  * oldest entries go first, except that an entry read since it was last considered gets a second
  * chance (the CLOCK approximation of least-recently-used: a hit only sets a flag, it moves nothing).
  *
- * It holds committed values only, and only what the database holds: the store removes a key here
- * when a write to it is called (the pending-writes overlay answers for it until the write settles,
- * and the next read after that fills the cache again from the database) and a whole table when it
- * is dropped.
+ * It holds committed values only, and only what the database holds. Reads consult the
+ * pending-writes overlay first, so a key is only looked up here while no write to it is pending;
+ * the store refreshes a cached key when a write to it succeeds (and leaves it when one fails: the
+ * committed value did not change), and forgets a whole table when it is dropped and again when
+ * that drop settles (writes queued before it may have refreshed what they wrote).
  */
 import type { Value } from '../protocol/generated/abi.js';
 
@@ -76,6 +77,24 @@ export class ReadCache {
       this.#queue.push(entry);
       this.#bytes += bytes;
     }
+    if (this.#bytes > this.#maxBytes) this.#evict();
+  }
+
+  /**
+   * The value a write committed for a key: replaces a cached value, and leaves an uncached key
+   * uncached (reads fill the cache: writes alone, say a bulk load, do not churn it).
+   */
+  refresh(table: string, key: string, value: Value, storedBytes: number): void {
+    const entry = this.#tables.get(table)?.get(key);
+    if (entry === undefined) return;
+    const bytes = ENTRY_OVERHEAD + 2 * (key.length + storedBytes);
+    if (bytes > this.#maxBytes) {
+      this.delete(table, key);
+      return;
+    }
+    this.#bytes += bytes - entry.bytes;
+    entry.value = value;
+    entry.bytes = bytes;
     if (this.#bytes > this.#maxBytes) this.#evict();
   }
 

@@ -3,9 +3,10 @@
  * and cursors are in lmdb-layout.ts; every table's key count is kept next to its entries, updated
  * in the same transaction as the writes, so HLEN is one lookup.
  *
- * Reads are synchronous. Writes run as lmdb-js asynchronous transactions: everything issued in one
- * event-loop turn shares one transaction and one disk sync (group commit), and a write's promise
- * resolves only after that transaction is committed and synced to disk.
+ * Reads are synchronous: the pending writes first (pending-writes.ts), then a cache of hot values
+ * (lmdb-read-cache.ts), then the database. Writes are read-modify-write actions run inside lmdb-js
+ * transactions, gathered into batches that share one transaction and one disk sync (group commit);
+ * how, and when a write is acknowledged, is in lmdb-writer.ts.
  */
 import { closeSync, existsSync, openSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
@@ -29,6 +30,7 @@ import {
   ENTRIES_END,
   LAYOUT_KEY,
   LAYOUT_VERSION,
+  MARKER_KEY,
   readKey,
   type RangeStart,
   scanCursor,
@@ -43,6 +45,9 @@ import {
 import { DataDirLock, foreignDataDir, inspectDataDir, writeMarker } from './data-dir.js';
 import { PendingWrites, type PendingEntry } from './pending-writes.js';
 import { ReadCache } from './lmdb-read-cache.js';
+import { isCommitFailure, LmdbWriter, type Durability } from './lmdb-writer.js';
+
+export type { Durability } from './lmdb-writer.js';
 import type { CommitObserver, Entry, Page, Store, TableInfo } from './store.js';
 
 export { MAX_KEY_BYTES } from './lmdb-layout.js';
@@ -61,25 +66,19 @@ export interface LmdbStoreOptions {
    * 0 turns the cache off. Default {@link DEFAULT_CACHE_BYTES}.
    */
   cacheBytes?: number;
+  /** When writes are acknowledged (see lmdb-writer.ts). Default: once committed and synced. */
+  durability?: Durability;
 }
 
 /** The default budget of the read cache. */
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
-
-/** The writes made durable by one commit, gathered for the commit observer. */
-interface CommitGroup {
-  startedAt: number;
-  endedAt: number;
-  tags: unknown[];
-  failed: boolean;
-}
 
 type Db = RootDatabase<Buffer, Buffer>;
 
 /** The persistent store (see the module comment for its layout and durability). */
 export class LmdbStore implements Store {
   readonly #db: Db;
-  /** Writes not yet settled, so that `close` can wait for them. */
+  /** Background work (drops) not yet settled, so that `close` can wait for it. */
   readonly #pending = new Set<Promise<unknown>>();
   /** Their effects, which every read applies over the committed state. */
   readonly #staged = new PendingWrites();
@@ -94,9 +93,8 @@ export class LmdbStore implements Store {
   #closing: Promise<void> | undefined;
 
   readonly #lock: DataDirLock;
-  readonly #observer: CommitObserver | undefined;
-  /** The writes settling in this event-loop turn: those of one commit. */
-  #settling: CommitGroup | undefined;
+  /** Gathers writes into transactions and acknowledges them (see lmdb-writer.ts). */
+  readonly #writer: LmdbWriter;
 
   private constructor(
     /** The directory holding the LMDB environment. */
@@ -107,8 +105,8 @@ export class LmdbStore implements Store {
   ) {
     this.#db = db;
     this.#lock = lock;
-    this.#observer = options.commitObserver;
     this.#cache = new ReadCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
+    this.#writer = new LmdbWriter(db, options.durability ?? { mode: 'sync' }, options.commitObserver);
   }
 
   /**
@@ -283,86 +281,106 @@ export class LmdbStore implements Store {
     });
   }
 
-  async set(table: string, key: string, value: Value): Promise<Value | undefined> {
-    const db = this.#live();
-    const k = writeKey(table, key);
-    const v = encode(value);
-    const ticket = this.#staged.ticket();
-    this.#stage(table, key, k, value, ticket);
-    return await this.#write(
-      table,
-      false,
-      () => {
-        const previous = decode(db.get(k));
+  set(table: string, key: string, value: Value): Promise<Value | undefined> {
+    try {
+      const db = this.#live();
+      const k = writeKey(table, key);
+      const v = encode(value);
+      const ticket = this.#staged.ticket();
+      this.#staged.put(table, key, k, value, ticket);
+      const written = this.#write(table, false, () => {
+        const previous = decode(db.getBinaryFast(k));
         db.putSync(k, v);
         if (previous === undefined) addToCount(db, table, 1);
         return previous;
-      },
-      () => this.#staged.settle(table, [key], ticket),
-    );
+      });
+      written.then(
+        () => {
+          this.#staged.settleKey(table, key, ticket);
+          this.#cache.refresh(table, key, value, v.length);
+        },
+        () => this.#staged.settleKey(table, key, ticket),
+      );
+      return written;
+    } catch (err) {
+      return rejection(err);
+    }
   }
 
-  async setMany(table: string, entries: readonly Entry[]): Promise<(Value | undefined)[]> {
-    const db = this.#live();
-    // Everything that can fail is done before the transaction, so it never starts half-valid.
-    const writes = entries.map(({ key, value }) => [writeKey(table, key), encode(value)] as const);
-    const ticket = this.#staged.ticket();
-    entries.forEach(({ key, value }, i) => this.#stage(table, key, writes[i][0], value, ticket));
-    return await this.#write(
-      table,
-      true,
-      () => {
+  setMany(table: string, entries: readonly Entry[]): Promise<(Value | undefined)[]> {
+    try {
+      const db = this.#live();
+      // Everything that can fail is done before the transaction, so it never starts half-valid.
+      const writes = entries.map(({ key, value }) => [writeKey(table, key), encode(value)] as const);
+      const ticket = this.#staged.ticket();
+      entries.forEach(({ key, value }, i) => this.#staged.put(table, key, writes[i][0], value, ticket));
+      const written = this.#write(table, true, () => {
         let added = 0;
         const previous = writes.map(([k, v]) => {
-          const p = decode(db.get(k));
+          const p = decode(db.getBinaryFast(k));
           db.putSync(k, v);
           if (p === undefined) added++;
           return p;
         });
         addToCount(db, table, added);
         return previous;
-      },
-      () => this.#staged.settle(table, entries.map((e) => e.key), ticket),
-    );
+      });
+      const keys = entries.map((e) => e.key);
+      written.then(
+        () => {
+          this.#staged.settle(table, keys, ticket);
+          entries.forEach(({ key, value }, i) => this.#cache.refresh(table, key, value, writes[i][1].length));
+        },
+        () => this.#staged.settle(table, keys, ticket),
+      );
+      return written;
+    } catch (err) {
+      return rejection(err);
+    }
   }
 
-  async del(table: string, key: string): Promise<Value | undefined> {
-    const db = this.#live();
-    const k = readKey(table, key);
-    if (k === undefined) return undefined;
-    const ticket = this.#staged.ticket();
-    this.#stage(table, key, k, undefined, ticket);
-    return await this.#write(
-      table,
-      false,
-      () => {
-        const previous = decode(db.get(k));
+  del(table: string, key: string): Promise<Value | undefined> {
+    try {
+      const db = this.#live();
+      const k = readKey(table, key);
+      if (k === undefined) return Promise.resolve(undefined);
+      const ticket = this.#staged.ticket();
+      this.#staged.put(table, key, k, undefined, ticket);
+      const written = this.#write(table, false, () => {
+        const previous = decode(db.getBinaryFast(k));
         if (previous !== undefined) {
           db.removeSync(k);
           addToCount(db, table, -1);
         }
         return previous;
-      },
-      () => this.#staged.settle(table, [key], ticket),
-    );
+      });
+      written.then(
+        () => {
+          this.#staged.settleKey(table, key, ticket);
+          this.#cache.delete(table, key);
+        },
+        () => this.#staged.settleKey(table, key, ticket),
+      );
+      return written;
+    } catch (err) {
+      return rejection(err);
+    }
   }
 
-  async delMany(table: string, keys: readonly string[]): Promise<(Value | undefined)[]> {
-    const db = this.#live();
-    const ks = keys.map((key) => readKey(table, key));
-    const ticket = this.#staged.ticket();
-    keys.forEach((key, i) => {
-      const k = ks[i];
-      if (k !== undefined) this.#stage(table, key, k, undefined, ticket);
-    });
-    return await this.#write(
-      table,
-      true,
-      () => {
+  delMany(table: string, keys: readonly string[]): Promise<(Value | undefined)[]> {
+    try {
+      const db = this.#live();
+      const ks = keys.map((key) => readKey(table, key));
+      const ticket = this.#staged.ticket();
+      keys.forEach((key, i) => {
+        const k = ks[i];
+        if (k !== undefined) this.#staged.put(table, key, k, undefined, ticket);
+      });
+      const written = this.#write(table, true, () => {
         let removed = 0;
         const previous = ks.map((k) => {
           if (k === undefined) return undefined;
-          const p = decode(db.get(k));
+          const p = decode(db.getBinaryFast(k));
           if (p !== undefined) {
             db.removeSync(k);
             removed++;
@@ -371,9 +389,18 @@ export class LmdbStore implements Store {
         });
         addToCount(db, table, -removed);
         return previous;
-      },
-      () => this.#staged.settle(table, keys, ticket),
-    );
+      });
+      written.then(
+        () => {
+          this.#staged.settle(table, keys, ticket);
+          for (const key of keys) this.#cache.delete(table, key);
+        },
+        () => this.#staged.settle(table, keys, ticket),
+      );
+      return written;
+    } catch (err) {
+      return rejection(err);
+    }
   }
 
   /**
@@ -389,16 +416,33 @@ export class LmdbStore implements Store {
    *   dropped (its committed entries are hidden) and writes to it wait, so that no later write is
    *   deleted with the old entries; other tables are not held up.
    */
-  async drop(table: string): Promise<number> {
+  drop(table: string): Promise<number> {
+    try {
+      return this.#drop(table);
+    } catch (err) {
+      return rejection(err);
+    }
+  }
+
+  #drop(table: string): Promise<number> {
     const db = this.#live();
     const ticket = this.#staged.ticket();
     const small = !this.#dropping.has(table) && this.len(table) <= INLINE_DROP;
     this.#staged.drop(table, ticket);
+    // Writes queued before the drop may still cache what they wrote as they settle: the table's
+    // cache is cleared again when the drop settles.
     this.#cache.deleteTable(table);
-    const forget = () => this.#staged.settle(table, [], ticket);
-    if (small) return await this.#write(table, true, () => dropNow(db, table), forget);
+    const forget = () => {
+      this.#staged.settle(table, [], ticket);
+      this.#cache.deleteTable(table);
+    };
+    if (small) {
+      const dropped = this.#write(table, true, () => dropNow(db, table));
+      dropped.then(forget, forget);
+      return dropped;
+    }
 
-    const started = this.#write(table, true, () => startDrop(db, table), () => undefined);
+    const started = this.#write(table, true, () => startDrop(db, table));
     let finished!: (done: boolean) => void;
     const gate = new Promise<boolean>((resolve) => (finished = resolve));
     this.#dropping.set(table, gate);
@@ -415,7 +459,7 @@ export class LmdbStore implements Store {
         finished(done);
       });
     this.#track(background);
-    return await started;
+    return started;
   }
 
   /**
@@ -428,7 +472,7 @@ export class LmdbStore implements Store {
     for (let failures = 0; ; ) {
       if (this.#closed) return false;
       try {
-        if (!(await this.#transact(false, () => deleteChunk(db, table)))) return true;
+        if (!(await this.#writer.write(() => deleteChunk(db, table), false))) return true;
         failures = 0;
       } catch {
         if (this.#closed) return false;
@@ -447,7 +491,9 @@ export class LmdbStore implements Store {
   }
 
   async #shutDown(): Promise<void> {
+    // Background drops first: writes waiting for them are queued (or refused) as they end.
     await Promise.allSettled(this.#pending);
+    await this.#writer.close();
     try {
       await this.#db.close();
     } catch (err) {
@@ -455,16 +501,6 @@ export class LmdbStore implements Store {
     } finally {
       this.#lock.release();
     }
-  }
-
-  /**
-   * Stages a write of `key` (`value` undefined: a delete) in the pending-writes overlay, which
-   * answers reads of it until the write settles; the cache forgets the key, to be filled again
-   * from the database once the write has settled.
-   */
-  #stage(table: string, key: string, dbKey: Buffer, value: Value | undefined, ticket: number): void {
-    this.#staged.put(table, key, dbKey, value, ticket);
-    this.#cache.delete(table, key);
   }
 
   #live(): Db {
@@ -481,73 +517,25 @@ export class LmdbStore implements Store {
   }
 
   /**
-   * Queues `action` into the next lmdb-js write transaction. The read-modify-write it performs is
-   * atomic because it runs inside that transaction. An `atomic` action runs in a child transaction
-   * so that a failure part-way rolls all of its writes back (a plain transaction keeps them).
-   * A write to a table whose drop is still deleting entries waits for it (see `drop`).
-   * `settled` runs once the transaction is committed or has failed (it forgets the staged write).
+   * Queues `action` into the next batch of writes (see lmdb-writer.ts). The read-modify-write it
+   * performs is atomic because it runs inside that batch's transaction. An `atomic` action runs in
+   * a child transaction so that a failure part-way rolls all of its writes back (a plain
+   * transaction keeps them). A write to a table whose drop is still deleting entries waits for it
+   * (see `drop`).
    */
-  #write<T>(table: string, atomic: boolean, action: () => T, settled: () => void): Promise<T> {
+  #write<T>(table: string, atomic: boolean, action: () => T): Promise<T> {
     const dropping = this.#dropping.get(table);
-    const queued =
-      dropping === undefined
-        ? this.#transact(atomic, action)
-        : dropping.then((done) => {
-            if (done) return this.#transact(atomic, action);
-            throw errors.storage(`cannot write: the store closed before the drop of table ${JSON.stringify(table)} finished`);
-          });
-    const committed = queued.catch(async (err: unknown) => {
-      throw storageError('cannot write', await commitFailureCause(err));
+    if (dropping === undefined) return this.#writer.write(action, atomic);
+    return dropping.then((done) => {
+      if (done) return this.#writer.write(action, atomic);
+      throw errors.storage(`cannot write: the store closed before the drop of table ${JSON.stringify(table)} finished`);
     });
-    this.#track(committed, settled);
-    if (this.#observer !== undefined) this.#observe(committed, this.#observer);
-    return committed;
   }
 
-  /**
-   * Reports `write` to the commit observer with the other writes of its commit. The writes of one
-   * commit settle together, in one event-loop turn, so the writes settling in a turn are taken as
-   * one commit, timed from the first of them being queued to their settling.
-   */
-  #observe(write: Promise<unknown>, observer: CommitObserver): void {
-    const tag = observer.queued();
-    const queuedAt = performance.now();
-    const settled = (failed: boolean): void => {
-      let group = this.#settling;
-      if (group === undefined) {
-        const created: CommitGroup = { startedAt: queuedAt, endedAt: performance.now(), tags: [], failed: false };
-        this.#settling = group = created;
-        setImmediate(() => {
-          this.#settling = undefined;
-          observer.committed(created.startedAt, created.endedAt, created.tags, created.failed);
-        });
-      }
-      group.startedAt = Math.min(group.startedAt, queuedAt);
-      group.tags.push(tag);
-      group.failed ||= failed;
-    };
-    write.then(
-      () => settled(false),
-      () => settled(true),
-    );
-  }
-
-  /** Queues `action` into the next write transaction (see `#write`). */
-  #transact<T>(atomic: boolean, action: () => T): Promise<T> {
-    try {
-      return atomic ? this.#db.childTransaction(action) : this.#db.transaction(action);
-    } catch (err) {
-      return Promise.reject(storageError('cannot write', err));
-    }
-  }
-
-  /** Keeps `work` in the set `close` waits for until it settles, then runs `settled`. */
-  #track(work: Promise<unknown>, settled?: () => void): void {
+  /** Keeps background work in the set `close` waits for until it settles. */
+  #track(work: Promise<unknown>): void {
     this.#pending.add(work);
-    const settle = () => {
-      this.#pending.delete(work);
-      settled?.();
-    };
+    const settle = () => this.#pending.delete(work);
     work.then(settle, settle);
   }
 }
@@ -565,6 +553,11 @@ interface Row {
 }
 
 const EMPTY_BUFFER = Buffer.alloc(0);
+
+/** A write's error as a rejection: callers of a write get its errors one way, whatever throws them. */
+function rejection(err: unknown): Promise<never> {
+  return Promise.reject(err instanceof KvError ? err : storageError('cannot write', err));
+}
 
 /** Whether `key` comes after the start of a range. */
 function isAfter(key: Buffer, from: RangeStart): boolean {
@@ -639,7 +632,8 @@ function checkProtokvContents(dir: string): void {
     db = openEnvironment(dir, { readOnly: true });
     for (const { key, value } of db.getRange({})) {
       if (key[0] === 0xff) {
-        if (key[1] !== LAYOUT_KEY[1] && key[1] !== COUNTS_RANGE.start[1] && key[1] !== DROPS_RANGE.start[1]) why = `a record 0x${key.toString('hex').slice(0, 16)}… that protokv does not write`;
+        const own = [LAYOUT_KEY[1], COUNTS_RANGE.start[1], DROPS_RANGE.start[1], MARKER_KEY[1]];
+        if (!own.includes(key[1])) why = `a record 0x${key.toString('hex').slice(0, 16)}… that protokv does not write`;
       } else if (tablePrefixLength(key) < 0 || !isUtf8(key)) {
         why = `a key 0x${key.toString('hex').slice(0, 16)}… that is not a protokv table and key`;
       } else {
@@ -751,6 +745,25 @@ function ensureLayout(db: Db): void {
 }
 
 function encode(value: Value): Buffer {
+  const inner = value.value;
+  // String values, the common case, written directly: field 1, its length, its UTF-8 bytes (what
+  // the generated encoder writes, without its growable buffer and final copy).
+  if (inner?.$case === 'string') {
+    const text = inner.value;
+    const length = Buffer.byteLength(text);
+    if (length < 0x4000) {
+      const head = length < 0x80 ? 2 : 3;
+      const bytes = Buffer.allocUnsafe(head + length);
+      bytes[0] = 0x0a;
+      if (head === 2) bytes[1] = length;
+      else {
+        bytes[1] = (length & 0x7f) | 0x80;
+        bytes[2] = length >>> 7;
+      }
+      bytes.write(text, head, length, 'utf8');
+      return bytes;
+    }
+  }
   try {
     const bytes = Value.encode(value).finish();
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -770,25 +783,9 @@ function decode(bytes: Buffer | undefined): Value | undefined {
   }
 }
 
-/**
- * lmdb-js rejects a failed commit with a generic error whose `commitError` promise holds the real
- * cause (disk full, I/O error). Awaiting it gives clients that cause, and handles that promise,
- * which would otherwise be an unhandled rejection.
- */
-async function commitFailureCause(err: unknown): Promise<unknown> {
-  const inner = (err as { commitError?: unknown } | null)?.commitError;
-  if (!(inner instanceof Promise)) return err;
-  try {
-    await inner;
-    return err;
-  } catch (cause) {
-    return cause;
-  }
-}
-
 /** Whether `reason` is one of lmdb-js's own copies of a failed-commit error, already reported to the writer. */
 export function isLmdbCommitFailure(reason: unknown): boolean {
-  return reason instanceof Error && (reason as { commitError?: unknown }).commitError instanceof Promise;
+  return isCommitFailure(reason);
 }
 
 function storageError(detail: string, err: unknown): KvError {

@@ -78,6 +78,14 @@ export class PendingWrites {
     if (t.entries.size === 0 && t.dropTicket === 0) this.#tables.delete(table);
   }
 
+  /** `settle` for a single-key write (the common case), without a list of keys. */
+  settleKey(table: string, key: string, ticket: number): void {
+    const t = this.#tables.get(table);
+    if (t === undefined) return;
+    if (t.entries.get(key)?.ticket === ticket) t.entries.delete(key);
+    if (t.entries.size === 0 && t.dropTicket === 0) this.#tables.delete(table);
+  }
+
   #writable(table: string): PendingTable {
     let t = this.#tables.get(table);
     if (t === undefined) {
