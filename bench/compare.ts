@@ -134,10 +134,12 @@ function cleanup(): void {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 }
-process.once('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  process.once(signal, () => {
+    cleanup();
+    process.exit(code);
+  });
+}
 
 /** A server process we started. */
 interface Server {
@@ -430,7 +432,9 @@ async function redisInfo(port: number, section: string): Promise<Map<string, str
 
 interface Measurement {
   opsPerSec: number;
+  p50Ms: number;
   p99Ms: number;
+  p999Ms: number;
   errors: number;
   /** Server CPU over the load generator's run, in percent of one core (approximate: setup included). */
   serverCpuPercent?: number;
@@ -523,7 +527,15 @@ async function protokvBench(server: { host: string; port: number }, cell: Cell, 
   } catch {
     throw new Error(`protokv bench exited with ${code} without a report: ${stderr.trim()}`);
   }
-  return { opsPerSec: report.opsPerSec, p99Ms: report.p99Ms, errors: report.errors, generatorCpuPercent: report.generatorCpuPercent, report };
+  return {
+    opsPerSec: report.opsPerSec,
+    p50Ms: report.p50Ms,
+    p99Ms: report.p99Ms,
+    p999Ms: report.p999Ms,
+    errors: report.errors,
+    generatorCpuPercent: report.generatorCpuPercent,
+    report,
+  };
 }
 
 async function redisBench(server: Server, cell: Cell): Promise<Measurement> {
@@ -537,21 +549,21 @@ async function redisBench(server: Server, cell: Cell): Promise<Measurement> {
     '-n', String(cell.requests),
     '-r', String(KEYSPACE),
     '-d', String(VALUE_SIZE),
-    '--csv',
     ...words,
   ];
   const { code, stdout, stderr } = await runChild('redis-benchmark', args);
-  const lines = stdout.trim().split('\n');
-  const header = lines.findIndex((l) => l.startsWith('"test"'));
-  if (code !== 0 || header < 0 || lines[header + 1] === undefined) {
+  // The full report (not --csv, which stops at p99): its percentile table gives p99.9 too.
+  const text = stdout.replace(/\r/g, '\n');
+  const rps = /throughput summary: ([\d.]+) requests per second/.exec(text);
+  const percentiles = [...text.matchAll(/^([\d.]+)% <= ([\d.]+) milliseconds/gm)].map((m) => [Number(m[1]), Number(m[2])] as const);
+  if (code !== 0 || rps === null || percentiles.length === 0) {
     throw new Error(`redis-benchmark exited with ${code}: ${(stderr || stdout).trim().slice(-300)}`);
   }
-  const columns = lines[header].split(',').map((c) => c.replace(/"/g, ''));
-  const row = lines[header + 1].split('","').map((c) => c.replace(/"/g, ''));
-  const field = (name: string): number => Number(row[columns.indexOf(name)]);
+  // "X% <= Y milliseconds": the first line reaching the percentile bounds it from above.
+  const at = (q: number): number => (percentiles.find(([p]) => p >= q) ?? percentiles[percentiles.length - 1])[1];
   // redis-benchmark counts error replies in its output text only; a clean run has none.
   const errors = /error/i.test(stderr) ? 1 : 0;
-  return { opsPerSec: Math.round(field('rps')), p99Ms: field('p99_latency_ms'), errors };
+  return { opsPerSec: Math.round(Number(rps[1])), p50Ms: at(50), p99Ms: at(99), p999Ms: at(99.9), errors };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -974,15 +986,17 @@ function machine(): string {
 
 function matrixTable(rows: MatrixRow[]): string {
   const out = [
-    '| store | command | connections | pipeline | protokv ops/s | protokv p99 ms | redis ops/s | redis p99 ms | protokv/redis |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| store | command | connections | pipeline | protokv ops/s | protokv p50 / p99 / p99.9 ms | redis ops/s | redis p50 / p99 / p99.9 ms | protokv/redis ops | p99 protokv/redis |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
+  const latency = (m: Measurement): string => `${m.p50Ms.toFixed(2)} / ${m.p99Ms.toFixed(2)} / ${m.p999Ms.toFixed(2)}`;
   for (const { group, cell, protokv, redis, disturbed } of rows) {
     const errs = protokv.errors > 0 ? ` (${protokv.errors} errors)` : '';
     const ratio = redis === undefined || redis.opsPerSec === 0 ? 'n/a' : `${(protokv.opsPerSec / redis.opsPerSec).toFixed(2)}×`;
+    const p99Ratio = redis === undefined || redis.p99Ms === 0 ? 'n/a' : `${(protokv.p99Ms / redis.p99Ms).toFixed(2)}×`;
     out.push(
-      `| ${group}${disturbed === true ? ' †' : ''} | ${cell.command.toUpperCase()} | ${cell.connections} | ${cell.pipeline} | ${num(protokv.opsPerSec)}${errs} | ${protokv.p99Ms.toFixed(2)} | ` +
-        `${redis === undefined ? 'n/a' : num(redis.opsPerSec)} | ${redis === undefined ? 'n/a' : redis.p99Ms.toFixed(2)} | ${ratio} |`,
+      `| ${group}${disturbed === true ? ' †' : ''} | ${cell.command.toUpperCase()} | ${cell.connections} | ${cell.pipeline} | ${num(protokv.opsPerSec)}${errs} | ${latency(protokv)} | ` +
+        `${redis === undefined ? 'n/a' : num(redis.opsPerSec)} | ${redis === undefined ? 'n/a' : latency(redis)} | ${ratio} | ${p99Ratio} |`,
     );
   }
   return out.join('\n');
@@ -1066,12 +1080,12 @@ async function main(): Promise<void> {
   sections.push(
     '## Load generator ceiling\n\n`protokv bench` against a server that answers every frame with a constant pre-encoded 200 ' +
       'response and does nothing else (`bench/null-server.ts`, also a Node process).\n\n' +
-      '| command | connections | pipeline | ops/s | p99 ms | null server CPU | protokv bench CPU | other CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|\n' +
+      '| command | connections | pipeline | ops/s | p50 / p99 / p99.9 ms | null server CPU | protokv bench CPU | other CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|\n' +
       ceiling
         .map(
           ({ cell, run }) =>
             `| ${cell.command.toUpperCase()}${run.disturbed === true ? ' †' : ''} | ${cell.connections} | ${cell.pipeline} | ${num(run.opsPerSec)} | ` +
-            `${run.p99Ms.toFixed(2)} | ${run.serverCpuPercent}% | ${run.generatorCpuPercent}% | ${run.foreignCpuPercent}% |`,
+            `${run.p50Ms.toFixed(2)} / ${run.p99Ms.toFixed(2)} / ${run.p999Ms.toFixed(2)} | ${run.serverCpuPercent}% | ${run.generatorCpuPercent}% | ${run.foreignCpuPercent}% |`,
         )
         .join('\n'),
   );

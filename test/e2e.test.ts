@@ -73,6 +73,17 @@ forEachTransport('end to end', (env) => {
     assert.deepEqual(await Promise.all(reads), Array.from({ length: 500 }, (_, i) => BigInt(i)));
   });
 
+  test('small, compressed and sliced responses pipelined together keep their order', async () => {
+    const sizes = [0, 10, 2_000, 5, 1_500_000, 1, 40_000, 3];
+    await Promise.all(sizes.map((n, i) => env.kv.hset('mixed', `k${i}`, 'v'.repeat(n) + String(i))));
+    const reads = Array.from({ length: 60 }, (_, j) => env.kv.hget('mixed', `k${j % sizes.length}`));
+    const got = await Promise.all(reads);
+    got.forEach((v, j) => {
+      const i = j % sizes.length;
+      assert.equal(v, 'v'.repeat(sizes[i]) + String(i), `response ${j}`);
+    });
+  });
+
   test('many clients at once', async () => {
     const clients = await Promise.all(Array.from({ length: 20 }, () => env.running.client()));
     await Promise.all(clients.map((c, i) => c.hset('multi', `c${i}`, BigInt(i))));

@@ -73,6 +73,12 @@ export async function compressFrame(payload: Uint8Array | readonly Uint8Array[])
  *   the length is checked before anything is buffered, and the decoder is unusable afterwards
  *   because framing is lost.
  */
+/** `FrameDecoder.nextFrameInPlace` results. */
+export const NO_FRAME = -1;
+export const PLAIN_FRAME = 0;
+export const COMPRESSED_FRAME = 1;
+const EMPTY = Buffer.alloc(0);
+
 export class FrameDecoder {
   readonly maxFrameSize: number;
   #chunks: Buffer[] = [];
@@ -136,14 +142,43 @@ export class FrameDecoder {
    * as surely as an oversize header, so call `fail` with that error.
    */
   nextFrame(): ReceivedFrame | undefined {
+    const flags = this.nextFrameInPlace();
+    if (flags === NO_FRAME) return undefined;
+    return { payload: this.payloadBuffer.subarray(this.payloadStart, this.payloadEnd), compressed: flags === COMPRESSED_FRAME };
+  }
+
+  /** Where `nextFrameInPlace` left the last payload: bytes `[payloadStart, payloadEnd)` of `payloadBuffer`. */
+  payloadBuffer: Buffer = EMPTY;
+  payloadStart = 0;
+  payloadEnd = 0;
+
+  /**
+   * `nextFrame` without allocating anything for a frame that arrived whole in one chunk (the
+   * server's hot path: several pipelined frames per chunk). Returns `NO_FRAME` when no whole
+   * frame is buffered, else `PLAIN_FRAME` or `COMPRESSED_FRAME`, leaving the payload at
+   * `payloadBuffer[payloadStart, payloadEnd)` — valid until the input is reused, like a view.
+   */
+  nextFrameInPlace(): number {
     if (this.#failed) throw this.#failed;
-    if (this.#buffered < HEADER_SIZE) return undefined;
+    if (this.#buffered < HEADER_SIZE) return NO_FRAME;
     const header = this.#peekHeader();
     const length = header & MAX_ENCODABLE_LENGTH;
     if (length > this.maxFrameSize) return this.#fail(errors.frameTooLarge(length, this.maxFrameSize));
-    if (this.#buffered < HEADER_SIZE + length) return undefined;
+    if (this.#buffered < HEADER_SIZE + length) return NO_FRAME;
     this.#skip(HEADER_SIZE);
-    return { payload: this.#take(length), compressed: (header & GZIP_BIT) !== 0 };
+    const first = this.#chunks[0];
+    if (length > 0 && first.length - this.#offset >= length) {
+      this.payloadBuffer = first;
+      this.payloadStart = this.#offset;
+      this.payloadEnd = this.#offset + length;
+      this.#skip(length);
+    } else {
+      const payload = this.#take(length);
+      this.payloadBuffer = payload;
+      this.payloadStart = 0;
+      this.payloadEnd = payload.length;
+    }
+    return (header & GZIP_BIT) !== 0 ? COMPRESSED_FRAME : PLAIN_FRAME;
   }
 
   /** Marks the stream as unreadable (framing lost) and drops what is buffered. */

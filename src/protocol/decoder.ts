@@ -15,6 +15,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { CommandRequest, Kvpair, Value } from './generated/abi.js';
+import { latin1Slice, utf8Slice } from './native-buffer.js';
 
 /** Strings up to this many bytes are first tried as ASCII. */
 const SHORT_STRING = 64;
@@ -86,19 +87,34 @@ class Reader {
    */
   string(field: string): string {
     const start = this.lengthDelimited();
+    return decodeString(this.buf, start, this.pos, field);
+  }
+
+  /**
+   * A table or topic name: like `string`, but a name equal byte for byte to the previous one
+   * decoded is returned as that same string. Requests name the same few tables over and over;
+   * reusing the string saves building it, and the store's table lookup then finds a string whose
+   * hash is already computed and that compares equal by identity.
+   */
+  name(field: string): string {
+    const start = this.lengthDelimited();
     const end = this.pos;
+    const n = end - start;
     const buf = this.buf;
-    if (end - start <= SHORT_STRING) {
-      let i = start;
-      while (i < end && buf[i] < 0x80) i++;
-      if (i === end) return buf.toString('latin1', start, end);
-      if (!isValidUtf8From(buf, i, end)) throw new Utf8Error(field);
-      return buf.toString('utf8', start, end);
+    const last = lastNameBytes;
+    if (n === last.length) {
+      let i = 0;
+      while (i < n && buf[start + i] === last[i]) i++;
+      if (i === n) return lastName;
     }
-    const s = buf.toString('utf8', start, end);
-    if (s.includes('\uFFFD') && !isUtf8(buf.subarray(start, end))) throw new Utf8Error(field);
+    const s = decodeString(buf, start, end, field);
+    if (n <= SHORT_STRING) {
+      lastName = s;
+      lastNameBytes = Buffer.from(buf.subarray(start, end));
+    }
     return s;
   }
+
 
   /** A copy, so a stored value never pins the whole input chunk. */
   bytes(): Buffer {
@@ -145,6 +161,24 @@ class Reader {
     const start = this.lengthDelimited();
     return new Reader(this.buf, start, this.pos);
   }
+}
+
+/** The last name `Reader.name` decoded, and its bytes (a copy). */
+let lastName = '';
+let lastNameBytes: Uint8Array = new Uint8Array(0);
+
+/** Bytes `[start, end)` of `buf` as a string, validated as UTF-8 (see `Reader.string`). */
+function decodeString(buf: Buffer, start: number, end: number, field: string): string {
+  if (end - start <= SHORT_STRING) {
+    let i = start;
+    while (i < end && buf[i] < 0x80) i++;
+    if (i === end) return latin1Slice(buf, start, end);
+    if (!isValidUtf8From(buf, i, end)) throw new Utf8Error(field);
+    return utf8Slice(buf, start, end);
+  }
+  const s = utf8Slice(buf, start, end);
+  if (s.includes('\uFFFD') && !isUtf8(buf.subarray(start, end))) throw new Utf8Error(field);
+  return s;
 }
 
 /**
@@ -227,7 +261,7 @@ function kvpair(r: Reader, field: 'pair' | 'pairs'): Kvpair {
 function tableKey(r: Reader): { table: string; key: string } {
   const m = { table: '', key: '' };
   for (let tag = r.tag(); tag !== 0; tag = r.tag()) {
-    if (tag === 0x0a) m.table = r.string('table');
+    if (tag === 0x0a) m.table = r.name('table');
     else if (tag === 0x12) m.key = r.string('key');
     else r.skip(tag & 7);
   }
@@ -238,7 +272,7 @@ function tableKey(r: Reader): { table: string; key: string } {
 function name(r: Reader, field: 'table' | 'topic'): string {
   let s = '';
   for (let tag = r.tag(); tag !== 0; tag = r.tag()) {
-    if (tag === 0x0a) s = r.string(field);
+    if (tag === 0x0a) s = r.name(field);
     else r.skip(tag & 7);
   }
   return s;
@@ -248,7 +282,7 @@ function name(r: Reader, field: 'table' | 'topic'): string {
 function withList<T>(r: Reader, first: 'table' | 'topic', item: (r: Reader) => T): { first: string; list: T[] } {
   const m = { first: '', list: [] as T[] };
   for (let tag = r.tag(); tag !== 0; tag = r.tag()) {
-    if (tag === 0x0a) m.first = r.string(first);
+    if (tag === 0x0a) m.first = r.name(first);
     else if (tag === 0x12) m.list.push(item(r));
     else r.skip(tag & 7);
   }
@@ -282,7 +316,7 @@ function command(field: number, r: Reader): CommandRequest['requestData'] {
       let table = '';
       let pair: Kvpair | undefined;
       for (let tag = r.tag(); tag !== 0; tag = r.tag()) {
-        if (tag === 0x0a) table = r.string('table');
+        if (tag === 0x0a) table = r.name('table');
         else if (tag === 0x12) pair = kvpair(r.sub(), 'pair');
         else r.skip(tag & 7);
       }
@@ -324,7 +358,7 @@ function command(field: number, r: Reader): CommandRequest['requestData'] {
     case 14: {
       const m = { table: '', cursor: '', count: 0 };
       for (let tag = r.tag(); tag !== 0; tag = r.tag()) {
-        if (tag === 0x0a) m.table = r.string('table');
+        if (tag === 0x0a) m.table = r.name('table');
         else if (tag === 0x12) m.cursor = r.string('cursor');
         else if (tag === 0x18) m.count = r.uint32();
         else r.skip(tag & 7);
@@ -348,8 +382,8 @@ function command(field: number, r: Reader): CommandRequest['requestData'] {
 }
 
 /** Decodes a `CommandRequest`; throws a `RangeError` for input that is not valid protobuf. */
-export function decodeCommandRequest(payload: Buffer): CommandRequest {
-  const r = new Reader(payload, 0, payload.length);
+export function decodeCommandRequest(payload: Buffer, start = 0, end = payload.length): CommandRequest {
+  const r = new Reader(payload, start, end);
   let requestData: CommandRequest['requestData'];
   for (let tag = r.tag(); tag !== 0; tag = r.tag()) {
     const field = tag >>> 3;

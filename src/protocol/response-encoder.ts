@@ -12,6 +12,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { CommandResponse, type Kvpair, type Value } from './generated/abi.js';
 import { COMPRESSION_THRESHOLD, compressFrame, encodeFrame } from '../codec/frame.js';
 import { SYNC_COMPRESS_LIMIT } from '../codec/compression.js';
+import { utf8Write } from './native-buffer.js';
 
 const HEADER = 4;
 const TWO_POW_31 = 2 ** 31;
@@ -128,7 +129,7 @@ class Writer {
     this.byte(tag);
     const n = Buffer.byteLength(s);
     this.varint(n);
-    this.pos += this.buf.write(s, this.pos, n, 'utf8');
+    this.pos += utf8Write(this.buf, s, this.pos, n);
   }
 
   bytes(tag: number, b: Uint8Array): void {
@@ -140,13 +141,23 @@ class Writer {
 
   value(tag: number, v: Value | undefined): void {
     this.byte(tag);
-    this.varint(valueSize(v));
     const inner = v?.value;
-    if (inner === undefined) return;
+    if (inner === undefined) {
+      this.byte(0); // an empty Value
+      return;
+    }
+    if (inner.$case === 'string') {
+      // The common case, sized once here rather than in valueSize and again in string().
+      const s = inner.value;
+      const n = Buffer.byteLength(s);
+      this.varint(1 + varintSize(n) + n);
+      this.byte(0x0a);
+      this.varint(n);
+      this.pos += utf8Write(this.buf, s, this.pos, n);
+      return;
+    }
+    this.varint(valueSize(v));
     switch (inner.$case) {
-      case 'string':
-        this.string(0x0a, inner.value);
-        return;
       case 'binary':
         this.bytes(0x12, inner.value);
         return;
@@ -206,6 +217,18 @@ export function encodeResponseFrame(res: CommandResponse, size = responseSize(re
   w.buf.writeUInt32BE(size, 0);
   writeResponse(w, res);
   return w.buf;
+}
+
+/**
+ * Writes `res` as an uncompressed frame into `buf` at `pos` and returns the position after it;
+ * `size` is `responseSize(res)`, at most `COMPRESSION_THRESHOLD`. Lets a transport encode the
+ * small responses of one batch into one buffer: no buffer per response, no copy to join them.
+ */
+export function writeSmallResponseFrame(buf: Buffer, pos: number, res: CommandResponse, size: number): number {
+  buf.writeUInt32BE(size, pos);
+  const w = new Writer(buf, pos + HEADER);
+  writeResponse(w, res);
+  return w.pos;
 }
 
 /** Whether a response of `size` payload bytes must go through `encodeLargeResponseFrame`. */

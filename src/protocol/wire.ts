@@ -14,13 +14,19 @@ import { decodeCommandRequest, Utf8Error } from './decoder.js';
  * compressed frame make the server build millions of strings while every other client waits.
  */
 export function decodeRequest(payload: Uint8Array, maxKeys = Infinity): CommandRequest {
+  const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  return decodeRequestAt(buf, 0, buf.length, maxKeys);
+}
+
+/** `decodeRequest` of the payload at bytes `[start, end)` of `buf`, without a view of it. */
+export function decodeRequestAt(buf: Buffer, start: number, end: number, maxKeys = Infinity): CommandRequest {
   // Every repeated entry takes at least two bytes, so only large payloads can exceed the limit.
-  if (payload.length > 2 * maxKeys) {
-    const count = countRepeatedEntries(payload);
+  if (end - start > 2 * maxKeys) {
+    const count = countRepeatedEntries(buf.subarray(start, end));
     if (count > maxKeys) throw errors.tooManyKeys(count, maxKeys);
   }
   try {
-    return decodeCommandRequest(Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+    return decodeCommandRequest(buf, start, end);
   } catch (err) {
     if (err instanceof Utf8Error) throw errors.invalidUtf8(err.field);
     throw errors.malformedFrame(`payload is not a valid CommandRequest (${(err as Error).message})`, err);

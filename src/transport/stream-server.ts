@@ -21,10 +21,10 @@
  */
 import type { Duplex } from 'node:stream';
 import type { CommandResponse } from '../protocol/generated/abi.js';
-import { FrameDecoder, DEFAULT_MAX_FRAME_SIZE, type ReceivedFrame } from '../codec/frame.js';
+import { FrameDecoder, COMPRESSION_THRESHOLD, DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, NO_FRAME, PLAIN_FRAME } from '../codec/frame.js';
 import { inflate } from '../codec/compression.js';
-import { decodeRequest } from '../protocol/wire.js';
-import { encodeLargeResponseFrame, encodeResponseFrame, isLargeResponse, responseSize } from '../protocol/response-encoder.js';
+import { decodeRequestAt } from '../protocol/wire.js';
+import { encodeLargeResponseFrame, encodeResponseFrame, isLargeResponse, responseSize, writeSmallResponseFrame } from '../protocol/response-encoder.js';
 import { errors, KvError } from '../errors.js';
 import { RateLimitedLog } from '../logger.js';
 import { isPromise } from '../storage/store.js';
@@ -150,6 +150,14 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
   #outputBytes = 0;
   /** Frames produced since the last write; they leave together, in one write. */
   #batch: Buffer[] = [];
+  /**
+   * Small responses that follow the last frame of `#batch`, not encoded yet: they are encoded
+   * together into one buffer when the batch is written (or before a frame is added behind them),
+   * so a pipelined batch costs one allocation instead of one per response and a join.
+   */
+  readonly #staged: CommandResponse[] = [];
+  readonly #stagedSizes: number[] = [];
+  #stagedBytes = 0;
   #batchBytes = 0;
   #batchCount = 0;
   #batchShared = false;
@@ -298,36 +306,38 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
           setImmediate(this.#continue);
           break;
         }
-        let frame: ReceivedFrame | undefined;
+        const decoder = this.#decoder;
+        let flags: number;
         try {
-          frame = this.#decoder.nextFrame();
+          flags = decoder.nextFrameInPlace();
         } catch (err) {
           this.#rejectFrame(err);
           break;
         }
-        if (frame === undefined) break;
+        if (flags === NO_FRAME) break;
         this.#frames++;
         requests++;
-        work += frame.payload.length;
+        const { payloadBuffer, payloadStart, payloadEnd } = decoder;
+        work += payloadEnd - payloadStart;
         if (this.#subscriptionCancel !== undefined) {
           this.#push(this.#service.errorResponse(errors.subscriptionProtocol()));
           this.#stopServing();
           break;
         }
-        if (!frame.compressed) {
-          this.#handle(frame.payload);
+        if (flags === PLAIN_FRAME) {
+          this.#handle(payloadBuffer, payloadStart, payloadEnd);
           continue;
         }
         let inflated: Buffer | Promise<Buffer>;
         try {
-          inflated = inflate(frame.payload, this.#limits.maxFrameSize);
+          inflated = inflate(payloadBuffer.subarray(payloadStart, payloadEnd), this.#limits.maxFrameSize);
         } catch (err) {
           this.#rejectFrame(err);
           continue;
         }
         if (!isPromise(inflated)) {
           work += inflated.length;
-          this.#handle(inflated);
+          this.#handle(inflated, 0, inflated.length);
           continue;
         }
         this.#inflating = true;
@@ -351,15 +361,16 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
   #inflated(payload: Buffer | undefined, err?: unknown): void {
     this.#inflating = false;
     if (this.#isClosed) return;
-    if (payload !== undefined) this.#handle(payload);
+    if (payload !== undefined) this.#handle(payload, 0, payload.length);
     else this.#rejectFrame(err);
     this.#process();
   }
 
-  #handle(payload: Buffer): void {
+  /** Executes the request at bytes `[start, end)` of `buf`. */
+  #handle(buf: Buffer, start: number, end: number): void {
     let request;
     try {
-      request = decodeRequest(payload, this.#service.maxKeysPerCommand);
+      request = decodeRequestAt(buf, start, end, this.#service.maxKeysPerCommand);
     } catch (err) {
       this.#push(this.#service.errorResponse(err));
       return;
@@ -476,7 +487,8 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
       const size = responseSize(response);
       if (size <= this.#limits.maxFrameSize && !isLargeResponse(size)) {
         this.#unwritten++;
-        this.#write(encodeResponseFrame(response, size), response);
+        if (size <= COMPRESSION_THRESHOLD) this.#stage(response, size);
+        else this.#write(encodeResponseFrame(response, size), response);
         return;
       }
     }
@@ -503,6 +515,13 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
       const slot = queue[0];
       if (slot.frame === undefined) {
         if (slot.response === undefined) return;
+        const size = slot.counted;
+        if (size <= COMPRESSION_THRESHOLD && size <= this.#limits.maxFrameSize) {
+          queue.shift();
+          this.#outputBytes -= size;
+          this.#stage(slot.response, size);
+          continue;
+        }
         slot.frame = this.#encode(slot);
       }
       if (isPromise(slot.frame)) {
@@ -546,9 +565,34 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
     return isLargeResponse(size) ? encodeLargeResponseFrame(response) : [encodeResponseFrame(response, size)];
   }
 
+  /** Adds a small response, of `size` payload bytes, to the batch; it is encoded when the batch is written. */
+  #stage(response: CommandResponse, size: number): void {
+    if (this.#isClosed) return;
+    this.#staged.push(response);
+    this.#stagedSizes.push(size);
+    this.#stagedBytes += HEADER_SIZE + size;
+    this.#batchBytes += HEADER_SIZE + size;
+    this.#addToBatch(HEADER_SIZE + size, response);
+  }
+
+  /** Encodes the staged responses into one buffer at the end of the batch. */
+  #encodeStaged(): void {
+    const staged = this.#staged;
+    if (staged.length === 0) return;
+    const sizes = this.#stagedSizes;
+    const buf = Buffer.allocUnsafe(this.#stagedBytes);
+    let pos = 0;
+    for (let i = 0; i < staged.length; i++) pos = writeSmallResponseFrame(buf, pos, staged[i], sizes[i]);
+    this.#batch.push(buf);
+    staged.length = 0;
+    sizes.length = 0;
+    this.#stagedBytes = 0;
+  }
+
   /** Adds one response's frame to the current batch; the batch is written at the end of this tick at the latest. */
   #write(frame: Buffer, response: CommandResponse): void {
     if (this.#isClosed) return;
+    this.#encodeStaged();
     this.#batch.push(frame);
     this.#batchBytes += frame.length;
     this.#addToBatch(frame.length, response);
@@ -556,6 +600,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
 
   #writePieces(pieces: readonly Buffer[], response: CommandResponse, shared: boolean): void {
     if (this.#isClosed) return;
+    this.#encodeStaged();
     let bytes = 0;
     for (const piece of pieces) {
       this.#batch.push(piece);
@@ -583,9 +628,10 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
    */
   readonly #flush = (): void => {
     this.#flushScheduled = false;
-    const batch = this.#batch;
     const count = this.#batchCount;
     if (count === 0 || this.#isClosed) return;
+    this.#encodeStaged();
+    const batch = this.#batch;
     const stream = this.#stream;
     const bytes = this.#batchBytes;
     const responses = this.#batchResponses.length > 0 ? this.#batchResponses : undefined;
