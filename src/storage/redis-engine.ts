@@ -280,6 +280,10 @@ function createClient(target: RedisTarget, tls: ConnectionOptions | undefined): 
   const options: ClusterOptions = {
     lazyConnect: true,
     redisOptions: common,
+    // Ready once the slot map is loaded, not once the cluster says its state is "ok": a shard
+    // failing over is no reason not to start (its tables answer 503 until it is back, and
+    // readiness says so); with the check, start-up would wait for the failover and time out.
+    enableReadyCheck: false,
     // Reads go to masters only: a replica may lag behind a write just acknowledged.
     scaleReads: 'master',
     // A command whose connection closed may have run: fail it rather than send it again.
