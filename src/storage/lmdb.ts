@@ -42,6 +42,7 @@ import {
 } from './lmdb-layout.js';
 import { DataDirLock, foreignDataDir, inspectDataDir, writeMarker } from './data-dir.js';
 import { PendingWrites, type PendingEntry } from './pending-writes.js';
+import { ReadCache } from './lmdb-read-cache.js';
 import type { CommitObserver, Entry, Page, Store, TableInfo } from './store.js';
 
 export { MAX_KEY_BYTES } from './lmdb-layout.js';
@@ -55,7 +56,15 @@ export interface LmdbStoreOptions {
   commitDelay?: number;
   /** Told how long each commit took and which writes it made durable (metrics and tracing). */
   commitObserver?: CommitObserver;
+  /**
+   * Bytes of decoded values kept in memory for hot reads (an estimate of what they keep alive);
+   * 0 turns the cache off. Default {@link DEFAULT_CACHE_BYTES}.
+   */
+  cacheBytes?: number;
 }
+
+/** The default budget of the read cache. */
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 
 /** The writes made durable by one commit, gathered for the commit observer. */
 interface CommitGroup {
@@ -74,6 +83,8 @@ export class LmdbStore implements Store {
   readonly #pending = new Set<Promise<unknown>>();
   /** Their effects, which every read applies over the committed state. */
   readonly #staged = new PendingWrites();
+  /** Recently read committed values (see lmdb-read-cache.ts). */
+  readonly #cache: ReadCache;
   /**
    * Tables whose drop is deleting entries in the background → resolves once it is done (true) or
    * stopped by `close` (false). Writes to those tables wait for it.
@@ -92,11 +103,12 @@ export class LmdbStore implements Store {
     readonly path: string,
     db: Db,
     lock: DataDirLock,
-    observer: CommitObserver | undefined,
+    options: LmdbStoreOptions,
   ) {
     this.#db = db;
     this.#lock = lock;
-    this.#observer = observer;
+    this.#observer = options.commitObserver;
+    this.#cache = new ReadCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
   }
 
   /**
@@ -119,7 +131,7 @@ export class LmdbStore implements Store {
         db.close().catch(() => undefined);
         throw err;
       }
-      return new LmdbStore(dir, db, lock, options.commitObserver);
+      return new LmdbStore(dir, db, lock, options);
     } catch (err) {
       lock.release();
       throw err instanceof KvError ? err : errors.storage(`cannot open the store in ${dir}: ${message(err)}`, err);
@@ -134,8 +146,7 @@ export class LmdbStore implements Store {
       if (p !== undefined) return p.value;
       if (t !== undefined && t.dropTicket !== 0) return undefined;
     }
-    const k = readKey(table, key);
-    return k === undefined ? undefined : this.#read(() => decode(db.get(k)));
+    return this.#cache.get(table, key) ?? this.#fetch(db, table, key);
   }
 
   contains(table: string, key: string): boolean {
@@ -146,8 +157,26 @@ export class LmdbStore implements Store {
       if (p !== undefined) return p.value !== undefined;
       if (t !== undefined && t.dropTicket !== 0) return false;
     }
+    if (this.#cache.get(table, key) !== undefined) return true;
     const k = readKey(table, key);
     return k !== undefined && this.#read(() => db.doesExist(k));
+  }
+
+  /** The committed value of a key, read from the database (and cached). */
+  #fetch(db: Db, table: string, key: string): Value | undefined {
+    const k = readKey(table, key);
+    if (k === undefined) return undefined;
+    let bytes: Buffer | undefined;
+    try {
+      // lmdb-js's shared buffer, valid until the next read: decoding copies what it keeps.
+      bytes = db.getBinaryFast(k);
+    } catch (err) {
+      throw storageError('cannot read', err);
+    }
+    if (bytes === undefined) return undefined;
+    const value = decode(bytes);
+    if (this.#cache.enabled) this.#cache.set(table, key, value, bytes.length);
+    return value;
   }
 
   getAll(table: string): Entry[] {
@@ -259,7 +288,7 @@ export class LmdbStore implements Store {
     const k = writeKey(table, key);
     const v = encode(value);
     const ticket = this.#staged.ticket();
-    this.#staged.put(table, key, k, value, ticket);
+    this.#stage(table, key, k, value, ticket);
     return await this.#write(
       table,
       false,
@@ -278,7 +307,7 @@ export class LmdbStore implements Store {
     // Everything that can fail is done before the transaction, so it never starts half-valid.
     const writes = entries.map(({ key, value }) => [writeKey(table, key), encode(value)] as const);
     const ticket = this.#staged.ticket();
-    entries.forEach(({ key, value }, i) => this.#staged.put(table, key, writes[i][0], value, ticket));
+    entries.forEach(({ key, value }, i) => this.#stage(table, key, writes[i][0], value, ticket));
     return await this.#write(
       table,
       true,
@@ -302,7 +331,7 @@ export class LmdbStore implements Store {
     const k = readKey(table, key);
     if (k === undefined) return undefined;
     const ticket = this.#staged.ticket();
-    this.#staged.put(table, key, k, undefined, ticket);
+    this.#stage(table, key, k, undefined, ticket);
     return await this.#write(
       table,
       false,
@@ -324,7 +353,7 @@ export class LmdbStore implements Store {
     const ticket = this.#staged.ticket();
     keys.forEach((key, i) => {
       const k = ks[i];
-      if (k !== undefined) this.#staged.put(table, key, k, undefined, ticket);
+      if (k !== undefined) this.#stage(table, key, k, undefined, ticket);
     });
     return await this.#write(
       table,
@@ -365,6 +394,7 @@ export class LmdbStore implements Store {
     const ticket = this.#staged.ticket();
     const small = !this.#dropping.has(table) && this.len(table) <= INLINE_DROP;
     this.#staged.drop(table, ticket);
+    this.#cache.deleteTable(table);
     const forget = () => this.#staged.settle(table, [], ticket);
     if (small) return await this.#write(table, true, () => dropNow(db, table), forget);
 
@@ -425,6 +455,16 @@ export class LmdbStore implements Store {
     } finally {
       this.#lock.release();
     }
+  }
+
+  /**
+   * Stages a write of `key` (`value` undefined: a delete) in the pending-writes overlay, which
+   * answers reads of it until the write settles; the cache forgets the key, to be filled again
+   * from the database once the write has settled.
+   */
+  #stage(table: string, key: string, dbKey: Buffer, value: Value | undefined, ticket: number): void {
+    this.#staged.put(table, key, dbKey, value, ticket);
+    this.#cache.delete(table, key);
   }
 
   #live(): Db {
