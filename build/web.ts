@@ -2,7 +2,8 @@
  * Builds what browsers load, after `tsc`: the web console (`dist/console/`: its page, one
  * script, one stylesheet, its icon) and the browser client as one file (`dist/browser/protokv.js`),
  * both bundled and minified with esbuild for the browser platform — so an import of a Node
- * built-in anywhere in their code fails the build. Prints each file's size, raw and gzipped.
+ * built-in anywhere in their code fails the build. The console's files get a gzip form next to
+ * them (`NAME.gz`) for the HTTP listener to send. Prints the sizes, raw and gzipped.
  */
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -46,6 +47,9 @@ async function bundle(entry: string, outfile: string): Promise<void> {
   if (hit !== null) throw new Error(`${outfile} uses ${hit[0]}, which browsers do not have (from ${entry})`);
 }
 
+/** What a browser loads for the console: its page weight. */
+const PAGE_FILES = ['dist/console/index.html', 'dist/console/console.js', 'dist/console/console.css', 'dist/console/favicon.svg'];
+
 async function main(): Promise<void> {
   await rm(at('dist/console'), { recursive: true, force: true });
   await mkdir(at('dist/console'), { recursive: true });
@@ -60,11 +64,22 @@ async function main(): Promise<void> {
     ),
   ]);
   const sizes = [];
-  for (const file of ['dist/console/index.html', 'dist/console/console.js', 'dist/console/console.css', 'dist/browser/protokv.js']) {
+  let page = 0;
+  let pageGzipped = 0;
+  for (const file of PAGE_FILES) {
     const bytes = await readFile(at(file));
-    sizes.push(`${file} ${bytes.length} B (${gzipSync(bytes).length} B gzipped)`);
+    // The HTTP listener sends this form to browsers that accept gzip: nothing is compressed per request.
+    const gzipped = gzipSync(bytes, { level: 9 });
+    await writeFile(at(`${file}.gz`), gzipped);
+    sizes.push(`${path.basename(file)} ${bytes.length} B (${gzipped.length} B gzipped)`);
+    page += bytes.length;
+    pageGzipped += gzipped.length;
   }
-  process.stdout.write(`web build: ${sizes.join(', ')}\n`);
+  const client = await readFile(at('dist/browser/protokv.js'));
+  process.stdout.write(
+    `web build: console ${page} B (${pageGzipped} B gzipped): ${sizes.join(', ')}; ` +
+      `dist/browser/protokv.js ${client.length} B (${gzipSync(client, { level: 9 }).length} B gzipped)\n`,
+  );
 }
 
 await main();

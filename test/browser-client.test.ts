@@ -10,6 +10,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { WebSocketServer } from 'ws';
 import type * as BrowserClient from '../src/browser/index.js';
 import * as NodeClient from '../src/client/index.js';
@@ -23,6 +26,7 @@ import { webSocketClass } from './helpers/websocket.js';
 import { drain } from './helpers/subscriptions.js';
 
 const TIMEOUT = { timeout: 120_000 };
+const run = promisify(execFile);
 const FAST_RETRY = { initialDelayMs: 20, maxDelayMs: 200 };
 
 /** The package's own `protokv/browser` export: the esbuild bundle, not the TypeScript sources. */
@@ -46,6 +50,15 @@ describe('protokv/browser is the Node client over WebSocket', () => {
       assert.equal(typeof browser[name], 'function', name);
     }
     assert.deepEqual(browser.fromValue(browser.toValue(-9223372036854775808n)), -9223372036854775808n);
+  });
+
+  test('the package ships the browser bundle and the built console', async () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root });
+    const files = new Set((JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
+    for (const file of ['dist/browser/protokv.js', 'dist/src/browser/index.d.ts', 'dist/console/index.html', 'dist/console/console.js', 'dist/console/console.css', 'dist/console/favicon.svg']) {
+      assert.ok(files.has(file), `${file} is in the package`);
+    }
   });
 
   test('outside a web page, connect() asks for a URL; a URL that is not ws: or wss: is refused', async () => {

@@ -178,6 +178,27 @@ describe('the web console in Chromium', { skip, timeout: 240_000 }, () => {
     await waitText(page, '#page-info', /^Page 1 · keys 1–1,000 of 10,000$/);
   });
 
+  test('the tables list comes a page at a time, each table with its size', async () => {
+    await Promise.all(Array.from({ length: 130 }, (_, i) => kv.hmset(`many${String(i).padStart(3, '0')}`, { a: 1n, b: 2n, c: 3n })));
+    await page.click('#tables-refresh');
+    await page.waitForSelector('#tables-more:not([hidden])');
+    const listed = () => page.locator('#tables-list button[data-table]').count();
+    const first = await listed();
+    assert.ok(first < 130, `one page, not every table (${first})`);
+    while (await page.isVisible('#tables-more')) {
+      const before = await listed();
+      await page.click('#tables-more');
+      await page.waitForFunction((n) => document.querySelectorAll('#tables-list button[data-table]').length > n || document.querySelector('#tables-more[hidden]') !== null, before);
+    }
+    const names = await page.$$eval('#tables-list button[data-table]', (nodes) => nodes.map((n) => (n as unknown as Row).dataset.table ?? ''));
+    assert.equal(new Set(names).size, names.length, 'no table listed twice');
+    for (let i = 0; i < 130; i++) assert.ok(names.includes(`many${String(i).padStart(3, '0')}`), `many${i} listed`);
+    assert.match((await page.textContent('button[data-table="many042"]')) ?? '', /many042\s*3/);
+    await Promise.all(Array.from({ length: 130 }, (_, i) => kv.send(requests.hdrop(`many${String(i).padStart(3, '0')}`))));
+    await page.click('#tables-refresh');
+    await page.waitForSelector('#tables-more', { state: 'hidden' });
+  });
+
   test('drop a table only after confirming', async () => {
     await page.click('button[data-table="typed"]');
     await waitText(page, '#table-heading', /Table typed/);
@@ -239,6 +260,10 @@ describe('the web console in Chromium', { skip, timeout: 240_000 }, () => {
     assert.equal(await page.locator('#messages tr', { hasText: 'held' }).count(), 0);
     await page.click('#messages-pause');
     await waitText(page, '#messages tr:first-child', /held/);
+    await page.click('#messages-clear');
+    assert.equal(await page.locator('#messages tr').count(), 0, 'cleared');
+    await kv.publish('news', 'after clearing');
+    await waitText(page, '#messages tr:first-child', /after clearing/);
 
     const sub = await kv.subscribe('from-browser');
     const got = (async () => {
@@ -333,6 +358,33 @@ describe('the console served by protokv serve', { skip, timeout: 120_000 }, () =
     } finally {
       await browser.close();
       await server.stop();
+    }
+  });
+
+  test('says plainly when the server is gone, and reconnects by itself when it is back', async () => {
+    let server = await startServerProcess(['--memory', '--listen', '127.0.0.1:0']);
+    const ports = ['--listen', `127.0.0.1:${server.port}`, '--http', new URL(server.http!).host];
+    const browser = await startBrowser();
+    try {
+      const page = browser.page;
+      page.setDefaultTimeout(60_000);
+      await page.goto(`${server.http!}/#figures`);
+      await waitText(page, '#connection', /^Connected · /);
+      await waitText(page, '#figures-status', /^Live · updated /);
+      await server.stop('SIGKILL');
+      await waitText(page, '#connection', /Connection lost|Reconnecting/);
+      await page.waitForSelector('#connection[data-state="reconnecting"]');
+      await waitText(page, '#figures-status', /^Could not read \/metrics: /);
+      server = await startServerProcess(['--memory', ...ports]);
+      await waitText(page, '#connection', /^Connected · /);
+      await waitText(page, '#figures-status', /^Live · updated /);
+      await page.click('nav a[href="#command"]');
+      await page.fill('#cli-input', 'HEXIST t k');
+      await page.press('#cli-input', 'Enter');
+      await waitText(page, '.cli-entry:last-child', /200 · OK · 1 value.*bool\s*false/s);
+    } finally {
+      await browser.close();
+      await server.stop('SIGKILL');
     }
   });
 });

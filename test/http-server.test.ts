@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { makeTlsFixture, type TlsFixture } from './helpers/certs.js';
 import { runCli, startServerProcess, type ServerProcess } from './helpers/cli.js';
-import { get } from './helpers/http.js';
+import { get, request } from './helpers/http.js';
 import { RawPeer } from './helpers/server.js';
 import { until } from './helpers/wait.js';
 import { requests } from '../src/protocol/requests.js';
@@ -45,6 +45,8 @@ describe('protokv serve: the HTTP listener', () => {
       assert.match(page.body, /<title>protokv console<\/title>/);
       assert.equal(page.headers['x-frame-options'], 'DENY');
       assert.equal((await get(server.http!, '/console.js')).status, 200);
+      const gzipped = await request(server.http!, { path: '/console.js', headers: { 'accept-encoding': 'gzip' } });
+      assert.equal(gzipped.headers['content-encoding'], 'gzip', 'the gzip form made at build time');
       assert.equal((await get(server.http!, '/nothing-here')).status, 404);
       assert.equal(await server.stop(), 0);
     } finally {

@@ -1,6 +1,7 @@
 /** The HTTP listener on real sockets: routing, mounts, upgrades, HTTPS and mutual TLS, static files, readiness. */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
@@ -9,7 +10,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { HttpListener, sendText } from '../src/http/listener.js';
-import { staticFiles } from '../src/http/static-files.js';
+import { acceptsGzip, staticFiles } from '../src/http/static-files.js';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { addHealthRoutes, HEALTH_CHECK_TIMEOUT_MS, Readiness } from '../src/http/health.js';
 import { silentLogger } from '../src/logger.js';
 import { makeTlsFixture, type TlsFixture } from './helpers/certs.js';
@@ -285,6 +287,68 @@ describe('static files', () => {
     const answer = await request(base, { method: 'POST', path: '/app.js' });
     assert.equal(answer.status, 405);
     assert.equal(answer.headers.allow, 'GET, HEAD');
+  });
+});
+
+describe('static files sent gzipped when built so', () => {
+  let root: string;
+  let listener: HttpListener;
+  let base: string;
+  const script = 'export const answer = 42;\n'.repeat(50);
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'protokv-static-gz-'));
+    await writeFile(path.join(root, 'app.js'), script);
+    await writeFile(path.join(root, 'app.js.gz'), gzipSync(script));
+    await writeFile(path.join(root, 'plain.css'), 'body{}');
+    ({ listener, base } = await listen());
+    listener.mount('/', staticFiles(root, { precompressed: true }));
+  });
+  after(async () => {
+    await listener.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /** `GET path` with `Accept-Encoding`, the body as the bytes sent (not inflated). */
+  function fetchBytes(target: string, acceptEncoding?: string): Promise<{ headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      http
+        .get(`${base}${target}`, { headers: acceptEncoding === undefined ? {} : { 'accept-encoding': acceptEncoding } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+        })
+        .on('error', reject);
+    });
+  }
+
+  test('a client accepting gzip gets the gzip form, with the original type; others get the file', async () => {
+    const gz = await fetchBytes('/app.js', 'gzip, deflate, br');
+    assert.equal(gz.headers['content-encoding'], 'gzip');
+    assert.equal(gz.headers['content-type'], 'text/javascript; charset=utf-8');
+    assert.equal(gz.headers.vary, 'Accept-Encoding');
+    assert.equal(Number(gz.headers['content-length']), gz.body.length);
+    assert.equal(gunzipSync(gz.body).toString(), script);
+    for (const refusing of [undefined, 'identity', 'gzip;q=0', 'br', '*;q=1, gzip;q=0']) {
+      const plain = await fetchBytes('/app.js', refusing);
+      assert.equal(plain.headers['content-encoding'], undefined, String(refusing));
+      assert.equal(plain.body.toString(), script, String(refusing));
+      assert.equal(plain.headers.vary, 'Accept-Encoding');
+    }
+    const css = await fetchBytes('/plain.css', 'gzip');
+    assert.equal(css.headers['content-encoding'], undefined, 'no gzip form: the file as it is');
+    assert.equal(css.body.toString(), 'body{}');
+  });
+
+  test('Accept-Encoding is read as RFC 9110 says', () => {
+    assert.equal(acceptsGzip('gzip'), true);
+    assert.equal(acceptsGzip('GZIP;q=0.5'), true);
+    assert.equal(acceptsGzip('br, *'), true);
+    assert.equal(acceptsGzip('*;q=0'), false);
+    assert.equal(acceptsGzip('gzip;q=0, *'), false);
+    assert.equal(acceptsGzip('gzip;q=0.000'), false);
+    assert.equal(acceptsGzip(''), false);
+    assert.equal(acceptsGzip(undefined), false);
   });
 });
 

@@ -4,7 +4,7 @@
  * nothing of the server, with `@bufbuild/protobuf` as its only dependency. Then packs it with
  * `npm pack`.
  *
- *   npm run pack:client [-- --out DIR]      → DIR/protokv-client-VERSION.tgz (default: build/)
+ *   npm run pack:client [-- --out DIR]      → DIR/protokv-client-VERSION.tgz (default: dist/packages/)
  */
 import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -82,7 +82,7 @@ export async function packClient(out: string): Promise<string> {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({ options: { out: { type: 'string' } } });
-  const out = path.resolve(values.out ?? path.join(ROOT, 'build'));
+  const out = path.resolve(values.out ?? path.join(ROOT, 'dist', 'packages'));
   await mkdir(out, { recursive: true });
   process.stdout.write(`${await packClient(out)}\n`);
 }

@@ -22,7 +22,7 @@ export function mountConsole(listener: HttpListener, logger: Logger, dir: string
     logger.warn({ dir }, 'the web console is not built (npm run build makes it); / is not served');
     return;
   }
-  const files = staticFiles(dir);
+  const files = staticFiles(dir, { precompressed: true });
   listener.mount('/', (req, res) => {
     res.setHeader('Content-Security-Policy', "frame-ancestors 'none'");
     res.setHeader('X-Frame-Options', 'DENY');

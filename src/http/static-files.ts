@@ -1,7 +1,8 @@
 /**
  * Serves the files of one directory over HTTP (the web console's, SPEC 6): GET and HEAD only, a
- * content type from the file name, `index.html` for a directory, and nothing outside the
- * directory — no `..`, no encoded separators, no symbolic link leading out.
+ * content type from the file name, `index.html` for a directory, optionally a gzip form made at
+ * build time, and nothing outside the directory — no `..`, no encoded separators, no symbolic
+ * link leading out.
  */
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
@@ -34,6 +35,11 @@ export interface StaticFilesOptions {
   prefix?: string;
   /** The file sent for a directory. Default `index.html`. */
   index?: string;
+  /**
+   * Send `NAME.gz`, when it exists next to `NAME`, to clients that accept gzip (made at build
+   * time, so nothing is compressed per request). Default false.
+   */
+  precompressed?: boolean;
 }
 
 /**
@@ -45,6 +51,7 @@ export interface StaticFilesOptions {
 export function staticFiles(root: string, options: StaticFilesOptions = {}): HttpHandler {
   const prefix = options.prefix ?? '/';
   const index = options.index ?? 'index.html';
+  const precompressed = options.precompressed ?? false;
   const base = path.resolve(root);
   // The root's own real path, found once, bounds where symbolic links may lead.
   let realRoot: Promise<string> | undefined;
@@ -60,23 +67,35 @@ export function staticFiles(root: string, options: StaticFilesOptions = {}): Htt
       return;
     }
     realRoot ??= realpath(base);
-    const file = await resolveFile(await realRoot, path.join(base, relative), index);
+    const root = await realRoot;
+    const file = await resolveFile(root, path.join(base, relative), index);
     if (file === undefined) {
       sendText(res, 404, 'not found\n');
       return;
     }
+    // The type is the original file's, whichever form of it is sent.
+    const type = CONTENT_TYPES[path.extname(file.path).toLowerCase()] ?? 'application/octet-stream';
+    let sent = file;
+    if (precompressed) {
+      res.setHeader('Vary', 'Accept-Encoding');
+      const gzipped = acceptsGzip(req.headers['accept-encoding']) ? await resolveFile(root, `${file.path}.gz`, index) : undefined;
+      if (gzipped !== undefined && gzipped.path === `${file.path}.gz`) {
+        sent = gzipped;
+        res.setHeader('Content-Encoding', 'gzip');
+      }
+    }
     res.statusCode = 200;
-    res.setHeader('Content-Type', CONTENT_TYPES[path.extname(file.path).toLowerCase()] ?? 'application/octet-stream');
-    res.setHeader('Content-Length', file.size);
+    res.setHeader('Content-Type', type);
+    res.setHeader('Content-Length', sent.size);
     res.setHeader('X-Content-Type-Options', 'nosniff');
     // The console's files change with each release; revalidating keeps a browser from mixing versions.
     res.setHeader('Cache-Control', 'no-cache');
-    res.setHeader('Last-Modified', file.modified.toUTCString());
+    res.setHeader('Last-Modified', sent.modified.toUTCString());
     if (req.method === 'HEAD') {
       res.end();
       return;
     }
-    const stream = createReadStream(file.path);
+    const stream = createReadStream(sent.path);
     stream.on('error', () => res.destroy());
     stream.pipe(res);
   };
@@ -105,6 +124,24 @@ function relativePath(req: IncomingMessage, prefix: string): string | undefined 
     decoded.push(text);
   }
   return decoded.join('/');
+}
+
+/**
+ * Whether an `Accept-Encoding` header accepts gzip: `gzip`, or else `*`, listed with a weight above
+ * zero (`q=0` refuses it).
+ */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  let gzip: number | undefined;
+  let any: number | undefined;
+  for (const item of header.split(',')) {
+    const [coding = '', ...params] = item.split(';').map((part) => part.trim().toLowerCase());
+    const q = params.find((p) => p.startsWith('q='));
+    const weight = q === undefined ? 1 : Number(q.slice(2));
+    if (coding === 'gzip') gzip = weight;
+    else if (coding === '*') any = weight;
+  }
+  return (gzip ?? any ?? 0) > 0;
 }
 
 interface FoundFile {

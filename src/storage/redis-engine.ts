@@ -97,7 +97,7 @@ export class RedisEngine {
     }
     const address = describeRedisTarget(target);
     try {
-      await withTimeout(client.connect(), startTimeoutMs, `no answer within ${startTimeoutMs} ms`);
+      await withTimeout(whenReady(client), startTimeoutMs, `no answer within ${startTimeoutMs} ms`);
     } catch (err) {
       client.disconnect();
       throw new RedisStartError(`cannot connect to the store at ${address}: ${reason(err)}`, { cause: err });
@@ -219,6 +219,22 @@ function coalesceWrites(socket: { write: (...args: never[]) => boolean; cork(): 
     }
     return write.apply(this, args);
   };
+}
+
+/**
+ * Connects and resolves once the client is ready. `connect()`'s promise alone is not enough: when
+ * a cluster's first ready check fails (it asked a master that is down, before its failover), the
+ * client reconnects by itself and becomes ready later, but that promise never settles.
+ */
+function whenReady(client: Redis | Cluster): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ready = (): void => resolve();
+    client.once('ready', ready);
+    client.connect().then(resolve, (err: unknown) => {
+      client.off('ready', ready);
+      reject(err instanceof Error ? err : new Error(String(err)));
+    });
+  });
 }
 
 /** Node TLS options for `rediss://` targets; undefined for plain ones. */
