@@ -16,7 +16,7 @@
  * ratios 0.01 and 1.0 (spans exported to a sink in this process), next to both off.
  *
  * `node dist/bench/compare.js [--quick] [--repeat N] [--no-pin] [--skip-memory] [--skip-durable] [--resp-only]
- * [--skip-observability | --observability]`; prints markdown on stdout and progress on stderr.
+ * [--skip-observability | --observability] [--everysec]`; prints markdown on stdout and progress on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -47,6 +47,7 @@ Runs protokv and Redis side by side on loopback and prints markdown tables.
   --resp-only      only the redis-benchmark rows (protokv's RESP listener next to redis-server)
   --skip-observability  skip the cost of metrics and tracing
   --observability  measure only the cost of metrics and tracing (protokv alone, no Redis)
+  --everysec       also protokv's periodic durability next to Redis with appendfsync everysec
 `;
 
 const { values: flags } = parseArgs({
@@ -57,6 +58,7 @@ const { values: flags } = parseArgs({
     'resp-only': { type: 'boolean' },
     'skip-observability': { type: 'boolean' },
     observability: { type: 'boolean' },
+    everysec: { type: 'boolean' },
     repeat: { type: 'string' },
     'no-pin': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -1060,6 +1062,7 @@ async function main(): Promise<void> {
         cpuTable(rows),
     );
   }
+  if (flags.everysec === true && !respOnly) sections.push(await everysecSection(redisAvailable));
   if (respRows.length > 0) {
     sections.push(
       '## Same load generator: redis-benchmark against both\n\n' +
@@ -1129,6 +1132,40 @@ function finish(sections: string[], started: number): void {
 }
 
 
+
+// ---------------------------------------------------------------------------------------------
+// Periodic durability next to appendfsync everysec (--everysec)
+
+/**
+ * protokv's persistent store with `--durability periodic` (a write answered once committed, synced
+ * within 1000 ms) next to Redis with `appendfsync everysec`: both answer a write before it is on
+ * disk, and lose nothing answered when the process crashes, only on a power loss.
+ */
+async function everysecSection(redisAvailable: boolean): Promise<string> {
+  const protokv = await startProtokv('persistent', ['--durability', 'periodic', '--sync-interval-ms', '1000'], 'persistent, periodic');
+  const redis = redisAvailable ? await startRedis(true) : undefined;
+  try {
+    if (redis !== undefined) {
+      const [reply] = await redisCall(redis.port, [['CONFIG', 'SET', 'appendfsync', 'everysec']]);
+      if (reply instanceof Error) throw reply;
+    }
+    const everysec = redis === undefined ? undefined : { ...redis, name: 'redis (appendfsync everysec)' };
+    log(`periodic group: ${protokv.name} on ${protokv.port}${everysec ? `, ${everysec.name} on ${everysec.port}` : ''}`);
+    const rows = await matrix('periodic', protokv, everysec);
+    return (
+      '## Periodic durability next to appendfsync everysec\n\n' +
+      '"periodic": protokv persistent store with `--durability periodic --sync-interval-ms 1000` vs Redis with `appendonly yes`, ' +
+      '`appendfsync everysec`; in both, a write is acknowledged before it is synced (a process crash loses nothing acknowledged, ' +
+      'a power loss up to about a second).\n\n' +
+      matrixTable(rows) +
+      '\n\nCPU use during those runs, in percent of one core:\n\n' +
+      cpuTable(rows)
+    );
+  } finally {
+    await protokv.stop();
+    await redis?.stop();
+  }
+}
 
 try {
   await main();

@@ -18,6 +18,13 @@ import { isRedisUrl, parseRedisUrl, redactRedisUrl, RedisUrlError, type RedisTar
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/**
+ * When the persistent store acknowledges a write: `sync` once it is synced to disk, `periodic`
+ * once it is committed, synced within `--sync-interval-ms` (see docs/operations.md, Durability).
+ */
+export const DURABILITY_MODES = ['sync', 'periodic'] as const;
+export type DurabilityMode = (typeof DURABILITY_MODES)[number];
+
 /** How connections carry streams: one stream per connection, or many over yamux. */
 export const MUX_MODES = ['none', 'yamux'] as const;
 export type MuxMode = (typeof MUX_MODES)[number];
@@ -49,7 +56,7 @@ export interface SettingSpec {
   readonly choices?: readonly string[];
   readonly min?: number;
   readonly max?: number;
-  readonly group: 'general' | 'tls' | 'http' | 'tracing' | 'store' | 'limits';
+  readonly group: 'general' | 'lmdb' | 'tls' | 'http' | 'tracing' | 'store' | 'limits';
   readonly description: string;
 }
 
@@ -152,6 +159,46 @@ export const SETTINGS = {
     placeholder: 'MODE',
     group: 'general',
     description: `Stream multiplexing on each connection: ${MUX_MODES.join(', ')}`,
+  },
+  durability: {
+    kind: 'choice',
+    flag: 'durability',
+    env: 'PROTOKV_DURABILITY',
+    toml: 'lmdb.durability',
+    default: 'sync',
+    choices: DURABILITY_MODES,
+    placeholder: 'MODE',
+    group: 'lmdb',
+    description:
+      'When a write is acknowledged: sync, once it is synced to disk (it survives a power loss); periodic, once it is ' +
+      'committed, synced in the background: a process crash loses nothing acknowledged, a power loss the writes ' +
+      'acknowledged in the last --sync-interval-ms at most (see docs/operations.md)',
+  },
+  syncIntervalMs: {
+    kind: 'integer',
+    flag: 'sync-interval-ms',
+    env: 'PROTOKV_SYNC_INTERVAL_MS',
+    toml: 'lmdb.sync_interval_ms',
+    default: 1000,
+    min: 1,
+    max: 3_600_000,
+    placeholder: 'MS',
+    group: 'lmdb',
+    description:
+      'With --durability periodic: the longest an acknowledged write goes without being synced to disk; when syncs fall ' +
+      'that far behind, acknowledgements wait for them',
+  },
+  cacheSize: {
+    kind: 'size',
+    flag: 'cache-size',
+    env: 'PROTOKV_CACHE_SIZE',
+    toml: 'lmdb.cache_size',
+    default: 64 * MiB,
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+    placeholder: 'BYTES',
+    group: 'lmdb',
+    description: 'Memory for decoded values of recently read keys, which are then read without going to LMDB; 0 turns the cache off',
   },
   tlsCert: {
     kind: 'path',
@@ -425,6 +472,15 @@ export interface ServerLimits {
   maxKeysPerCommand: number;
 }
 
+/** The persistent store's settings (`--store lmdb`). */
+export interface PersistenceConfig {
+  durability: DurabilityMode;
+  /** With `periodic` durability: the longest an acknowledged write goes unsynced. */
+  syncIntervalMs: number;
+  /** Bytes of the read cache; 0: no cache. */
+  cacheBytes: number;
+}
+
 /** The HTTP listener's settings. */
 export interface HttpConfig {
   /** Where it listens; absent when it is off. */
@@ -457,6 +513,8 @@ export interface ServerConfig {
   storeTls?: StoreTlsFiles;
   /** Absolute path; used by the lmdb store only. */
   dataDir: string;
+  /** Used by the lmdb store only. */
+  persistence: PersistenceConfig;
   /** Whether the store is `memory`. */
   memory: boolean;
   /** Absent: plain TCP. */
@@ -542,6 +600,11 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
     listen: values.listen as ListenAddress,
     store,
     dataDir: values.dataDir as string,
+    persistence: {
+      durability: values.durability as DurabilityMode,
+      syncIntervalMs: values.syncIntervalMs as number,
+      cacheBytes: values.cacheSize as number,
+    },
     memory: store.kind === 'memory',
     insecure: values.insecure as boolean,
     logLevel: values.logLevel as LogLevel,
@@ -603,6 +666,18 @@ export async function loadConfig(input: ConfigInput): Promise<ServerConfig> {
   if (storeTls.cert !== undefined && storeTls.key === undefined) throw requires('storeTlsCert', ['storeTlsKey']);
   if (Object.keys(storeTls).length > 0) config.storeTls = storeTls;
 
+  for (const name of ['durability', 'syncIntervalMs', 'cacheSize'] as const) {
+    if (sources[name] === 'default' || store.kind === 'lmdb') continue;
+    throw new ConfigError(`${labels[name]} applies to the persistent store only (${labelLike('store', sources[name])} lmdb), not to ${store.kind}`, {
+      setting: name,
+    });
+  }
+  if (sources.syncIntervalMs !== 'default' && values.durability !== 'periodic') {
+    throw new ConfigError(`${labels.syncIntervalMs} applies to ${labelLike('durability', sources.syncIntervalMs)} periodic only`, {
+      setting: 'syncIntervalMs',
+    });
+  }
+
   // Every listener follows one rule: plaintext only on loopback, unless --insecure says otherwise.
   const listeners: [SettingName, ListenAddress | undefined, string][] = [
     ['listen', config.listen, 'TCP'],
@@ -640,6 +715,7 @@ export function renderServeHelp(): string {
   ];
   const groups: [SettingSpec['group'], string][] = [
     ['general', 'Options'],
+    ['lmdb', 'Persistent store, --store lmdb (an [lmdb] table in the file)'],
     ['tls', 'TLS (a [tls] table in the file)'],
     ['http', 'HTTP listener: health, metrics, WebSocket, web console (an [http] table in the file)'],
     ['tracing', 'Tracing (a [tracing] table in the file)'],

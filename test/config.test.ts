@@ -81,8 +81,11 @@ interface Sample {
   expected: (baseDir: string) => unknown;
 }
 
-/** Settings sampled all at once; `memory` is left out, since it conflicts with a Redis `store`. */
-type SampledSetting = Exclude<SettingName, 'config' | 'memory'>;
+/**
+ * Settings sampled all at once; `memory` and the persistent store's settings are left out, since
+ * they conflict with a Redis `store` (durability.test.ts covers the latter).
+ */
+type SampledSetting = Exclude<SettingName, 'config' | 'memory' | 'durability' | 'syncIntervalMs' | 'cacheSize'>;
 
 function samples(): Record<SampledSetting, Sample> {
   const str = (text: string, expected: (baseDir: string) => unknown): Sample => ({
@@ -195,6 +198,7 @@ describe('defaults', () => {
       listen: { host: '127.0.0.1', port: 9527 },
       store: { kind: 'lmdb' },
       dataDir: path.join(dir, 'data'),
+      persistence: { durability: 'sync', syncIntervalMs: 1000, cacheBytes: 64 * MiB },
       memory: false,
       insecure: false,
       logLevel: 'info',

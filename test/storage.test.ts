@@ -38,6 +38,16 @@ storeConformance('lmdb', () => LmdbStore.open(freshDir()), {
   },
 });
 
+// The other durability mode, and no read cache: the contract holds in every configuration.
+const periodic = { durability: { mode: 'periodic', intervalMs: 1000 }, cacheBytes: 0 } as const;
+storeConformance('lmdb, periodic durability, no cache', () => LmdbStore.open(freshDir(), periodic), {
+  reopen: async (store: Store) => {
+    const { path } = store as LmdbStore;
+    await store.close();
+    return LmdbStore.open(path, periodic);
+  },
+});
+
 describe('lmdb store', () => {
   test('opening a missing directory creates it, even with a dot in its name', async () => {
     const dir = join(freshDir(), 'nested', 'data.v1');

@@ -73,8 +73,16 @@ async function openStore(config: ServerConfig, logger: Logger, instrumentation: 
   switch (config.store.kind) {
     case 'memory':
       return { store: new MemoryStore() };
-    case 'lmdb':
-      return { store: LmdbStore.open(config.dataDir, { commitObserver: instrumentation ?? undefined }) };
+    case 'lmdb': {
+      const { durability, syncIntervalMs, cacheBytes } = config.persistence;
+      return {
+        store: LmdbStore.open(config.dataDir, {
+          commitObserver: instrumentation ?? undefined,
+          durability: durability === 'periodic' ? { mode: 'periodic', intervalMs: syncIntervalMs } : { mode: 'sync' },
+          cacheBytes,
+        }),
+      };
+    }
     case 'redis': {
       const files = config.storeTls ?? {};
       const read = (file: string | undefined) => (file === undefined ? Promise.resolve(undefined) : readFile(file));
@@ -88,6 +96,11 @@ async function openStore(config: ServerConfig, logger: Logger, instrumentation: 
       }
     }
   }
+}
+
+/** How the log names the persistent store's durability. */
+function describeDurability({ persistence }: ServerConfig): string {
+  return persistence.durability === 'periodic' ? `periodic (synced within ${persistence.syncIntervalMs} ms)` : 'sync';
 }
 
 /** How the log names the store. */
@@ -181,6 +194,7 @@ async function start(config: ServerConfig, logger: Logger): Promise<Running> {
       http: http === undefined ? 'off' : `${http.secure ? 'https' : 'http'}://${formatListenAddress(http.address())}`,
       store: describeStore(config, store),
       dataDir: config.store.kind === 'lmdb' ? config.dataDir : undefined,
+      durability: config.store.kind === 'lmdb' ? describeDurability(config) : undefined,
       tls: config.tls ? (config.tls.clientCa ? 'mutual' : 'server') : 'off',
       mux: config.mux,
       metrics: instrumentation?.figures ? 'on' : 'off',

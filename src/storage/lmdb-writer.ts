@@ -116,6 +116,11 @@ export class LmdbWriter {
     });
   }
 
+  /** Resolves once every write acknowledged so far is synced to disk (or its commit failed). */
+  async synced(): Promise<void> {
+    await Promise.allSettled([...this.#inflight]);
+  }
+
   /** Waits for every queued transaction to settle. */
   async close(): Promise<void> {
     while (this.#inflight.size > 0) await Promise.allSettled(this.#inflight);
@@ -252,7 +257,7 @@ function watchCommits(db: Db, visible: () => void): void {
   const env = (db as unknown as { env?: { startWriting?: StartWriting } }).env;
   const startWriting = env?.startWriting;
   if (env === undefined || typeof startWriting !== 'function') return;
-  env.startWriting = function (this: unknown, address: number, progress: (status: number) => unknown) {
+  const wrapped = function (this: unknown, address: number, progress: (status: number) => unknown) {
     return startWriting.call(this, address, (status: number) => {
       const result = progress(status);
       if (status === 1) {
@@ -265,6 +270,8 @@ function watchCommits(db: Db, visible: () => void): void {
       return result;
     });
   };
+  // The native method is a read-only property of the prototype: an own property shadows it.
+  Object.defineProperty(env, 'startWriting', { value: wrapped, writable: true, configurable: true });
 }
 
 /** Whether `err` is lmdb-js's report of a failed commit (which carries the cause in `commitError`). */

@@ -271,6 +271,19 @@ export class LmdbStore implements Store {
     });
   }
 
+  /**
+   * Resolves once every write acknowledged so far is synced to disk: at once in sync durability;
+   * in periodic durability within the sync interval, normally within a commit or two.
+   */
+  synced(): Promise<void> {
+    return this.#writer.synced();
+  }
+
+  /** Periodic durability: how many commits were acknowledged before they were synced. */
+  get acknowledgedBeforeSync(): number {
+    return this.#writer.acknowledgedBeforeSync;
+  }
+
   /** Keys over every table, from the committed table counts: O(number of tables). */
   keyCount(): number {
     const db = this.#live();
