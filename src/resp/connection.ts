@@ -15,7 +15,7 @@ import type net from 'node:net';
 import { setImmediate } from 'node:timers';
 import { KvError } from '../errors.js';
 import type { CommandContext } from '../service/commands.js';
-import type { BudgetWaiter } from '../transport/input-budget.js';
+import { InputReservation, type BudgetWaiter } from '../transport/input-budget.js';
 import { ReplyError, type Call, type CommandSpec, type Deferred } from './command.js';
 import type { ClientState, ReplyMode } from './client.js';
 import { dropSubscriptions } from './commands/pubsub.js';
@@ -80,14 +80,12 @@ export class RespConnection implements ClientState, BudgetWaiter {
   #executing = false;
   /** Set while a command holds the connection (see `hold`). */
   #held: Promise<unknown> | undefined;
-  /** Input budget reserved for the input this connection holds (see `#reserveInput`). */
-  #reserved = 0;
-  /** Waiting for room in the input budget: not read from meanwhile. */
-  #waitingForBudget = false;
   /** Stopped after a turn's worth of commands, to let other connections run; resumes on the next turn. */
   #yielding = false;
   /** Times the request the client is sending (slow-drip connections are closed). */
   readonly #requestTimer: FrameTimer;
+  /** This connection's share of the server-wide input budget. */
+  readonly #reservation: InputReservation;
   /** Requests completed so far: identifies the one being timed. */
   #requests = 0;
 
@@ -95,6 +93,7 @@ export class RespConnection implements ClientState, BudgetWaiter {
     this.#socket = socket;
     this.id = id;
     this.#server = server;
+    this.#reservation = new InputReservation(server.inputBudget, this);
     this.#parser = new RespParser({ maxBulkLength: server.limits.maxBulkLength, maxRequestBytes: server.limits.maxRequestBytes });
     this.remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort);
     this.localAddress = formatAddress(socket.localAddress, socket.localPort);
@@ -238,10 +237,7 @@ export class RespConnection implements ClientState, BudgetWaiter {
     dropSubscriptions(this);
     this.#queue.length = 0;
     this.#requestTimer.dispose();
-    const budget = this.#server.inputBudget;
-    if (this.#waitingForBudget) budget.cancel(this);
-    if (this.#reserved > 0) budget.release(this.#reserved);
-    this.#reserved = 0;
+    this.#reservation.release();
   }
 
   // --- input limits ---
@@ -262,35 +258,14 @@ export class RespConnection implements ClientState, BudgetWaiter {
 
   /** Reserves budget for the held input; false (and waiting for room) when it does not fit. */
   #reserveInput(): boolean {
-    const budget = this.#server.inputBudget;
-    const needed = this.#closing ? 0 : this.#parser.expectedBytes;
-    if (needed <= this.#reserved) {
-      if (needed < this.#reserved) budget.release(this.#reserved - needed);
-      this.#reserved = needed;
-      return true;
-    }
-    if (budget.tryReserve(needed - this.#reserved, needed)) {
-      this.#reserved = needed;
-      return true;
-    }
-    // What already arrived is held whether it fits or not; the rest waits for room.
-    const held = this.#parser.buffered;
-    if (held > this.#reserved) {
-      budget.charge(held - this.#reserved);
-      this.#reserved = held;
-    }
-    if (!this.#waitingForBudget) {
-      this.#waitingForBudget = true;
-      budget.wait(this);
-    }
-    return false;
+    return this.#reservation.update(this.#closing ? 0 : this.#parser.expectedBytes, this.#parser.buffered);
   }
 
   /** Called by the input budget when room frees up; true once this connection got what it needed. */
   retry(): boolean {
     if (this.#isClosed) return true;
     if (!this.#reserveInput()) return false;
-    this.#waitingForBudget = false;
+    this.#reservation.retried();
     this.#updateInput();
     return true;
   }

@@ -78,3 +78,59 @@ export class InputBudget {
     if (i >= 0) this.#waiters.splice(i, 1);
   }
 }
+
+/**
+ * One stream's share of the budget, kept equal to what its buffered input will need once the
+ * frame (or command) at its head is complete. The stream tells it what it needs after each read;
+ * while that does not fit, the stream is queued as a waiter and retried when room frees up.
+ */
+export class InputReservation {
+  readonly #budget: InputBudget;
+  readonly #waiter: BudgetWaiter;
+  #reserved = 0;
+  #waiting = false;
+
+  constructor(budget: InputBudget, waiter: BudgetWaiter) {
+    this.#budget = budget;
+    this.#waiter = waiter;
+  }
+
+  /**
+   * Reserves `needed` bytes in all; `held` have already arrived (they are counted whether they
+   * fit or not). False when the rest does not fit: the waiter is then queued for room.
+   */
+  update(needed: number, held: number): boolean {
+    const budget = this.#budget;
+    if (needed <= this.#reserved) {
+      if (needed < this.#reserved) budget.release(this.#reserved - needed);
+      this.#reserved = needed;
+      return true;
+    }
+    if (budget.tryReserve(needed - this.#reserved, needed)) {
+      this.#reserved = needed;
+      return true;
+    }
+    if (held > this.#reserved) {
+      budget.charge(held - this.#reserved);
+      this.#reserved = held;
+    }
+    if (!this.#waiting) {
+      this.#waiting = true;
+      budget.wait(this.#waiter);
+    }
+    return false;
+  }
+
+  /** The budget retried the waiter and it now fits: it has left the queue. */
+  retried(): void {
+    this.#waiting = false;
+  }
+
+  /** Gives everything back and leaves the queue: the stream has closed. */
+  release(): void {
+    if (this.#waiting) this.#budget.cancel(this.#waiter);
+    this.#waiting = false;
+    if (this.#reserved > 0) this.#budget.release(this.#reserved);
+    this.#reserved = 0;
+  }
+}

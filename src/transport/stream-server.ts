@@ -32,7 +32,7 @@ import type { Service } from '../service/service.js';
 import type { CommandContext, RequestStream } from '../service/commands.js';
 import type { PublishedMessage, SubscriptionSink } from '../service/pubsub.js';
 import type { StreamInstrumentation, StreamOrigin } from '../observability/instrumentation.js';
-import { InputBudget, type BudgetWaiter } from './input-budget.js';
+import { InputBudget, InputReservation, type BudgetWaiter } from './input-budget.js';
 import { FrameTimer } from './frame-timer.js';
 
 export interface StreamLimits {
@@ -173,9 +173,8 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
   /** The rest of the buffered requests run on the next turn of the event loop. */
   #continueScheduled = false;
   #readingPaused = false;
-  /** Bytes reserved from the input budget. */
-  #reserved = 0;
-  #waitingForBudget = false;
+  /** This stream's share of the server-wide input budget. */
+  readonly #reservation: InputReservation;
   /** Frames taken from the decoder so far; tells a new partial frame from the one being timed. */
   #frames = 0;
   readonly #frameTimer: FrameTimer;
@@ -203,6 +202,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
     this.#service = service;
     this.#limits = limits;
     this.#shared = shared;
+    this.#reservation = new InputReservation(shared.inputBudget, this);
     this.#decoder = new FrameDecoder(limits.maxFrameSize);
     this.#context = service.contextFor(this, origin, limits.maxFrameSize);
     this.#instrumentation = this.#context.instrumentation;
@@ -269,7 +269,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
   retry(): boolean {
     if (this.#isClosed) return true;
     if (!this.#reserveInput()) return false;
-    this.#waitingForBudget = false;
+    this.#reservation.retried();
     this.#updateInput();
     return true;
   }
@@ -424,28 +424,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
    * frame is complete. False when that does not fit: the stream then waits for room.
    */
   #reserveInput(): boolean {
-    const budget = this.#shared.inputBudget;
-    const needed = this.#inputClosed ? 0 : this.#decoder.frameBytesExpected;
-    if (needed <= this.#reserved) {
-      if (needed < this.#reserved) budget.release(this.#reserved - needed);
-      this.#reserved = needed;
-      return true;
-    }
-    if (budget.tryReserve(needed - this.#reserved, needed)) {
-      this.#reserved = needed;
-      return true;
-    }
-    // What already arrived is held whether it fits or not; the rest waits for room.
-    const held = this.#decoder.bufferedBytes;
-    if (held > this.#reserved) {
-      budget.charge(held - this.#reserved);
-      this.#reserved = held;
-    }
-    if (!this.#waitingForBudget) {
-      this.#waitingForBudget = true;
-      budget.wait(this);
-    }
-    return false;
+    return this.#reservation.update(this.#inputClosed ? 0 : this.#decoder.frameBytesExpected, this.#decoder.bufferedBytes);
   }
 
   #frameTimedOut(): void {
@@ -473,10 +452,7 @@ class StreamServer implements ServedStream, RequestStream, SubscriptionSink, Bud
     this.#cancelSubscription();
     this.#queue.length = 0;
     this.#frameTimer.dispose();
-    const budget = this.#shared.inputBudget;
-    if (this.#waitingForBudget) budget.cancel(this);
-    if (this.#reserved > 0) budget.release(this.#reserved);
-    this.#reserved = 0;
+    this.#reservation.release();
   }
 
   // --- output ---
